@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests, the lab and the benchmark need,
+# from Debian's archive only. Safe to run repeatedly.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: must run as root (apt-get, network namespaces)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+  build-essential cmake pkg-config \
+  libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev \
+  clang libclang-rt-14-dev \
+  alfred vde2 nftables iproute2 iputils-ping procps time \
+  python3 python3-pytest

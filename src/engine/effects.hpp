@@ -1,0 +1,53 @@
+#pragma once
+// What the protocol core asks the outside world to do. The daemon implements
+// this with sockets and timers; tests implement it with vectors.
+#include <bitset>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/route.hpp"
+#include "store/record.hpp"
+#include "wire/packet.hpp"
+#include "wire/push_encoder.hpp"
+
+namespace alfred {
+
+class Effects {
+ public:
+  virtual ~Effects() = default;
+
+  // One small packet (announce, request, txend) as a datagram.
+  virtual void send_packet(const Route& to, std::vector<std::uint8_t> packet) = 0;
+  // A whole transaction. The transport picks UDP or TCP; when `to.stream` is
+  // set the transaction goes on that connection, which is closed after it.
+  virtual void send_push(const Route& to, wire::PushEncoder transaction) = 0;
+  // A client request forwarded to a primary; the answer comes back as a
+  // transaction with the request's id.
+  virtual void forward_request(const Route& to, const wire::Request& request) = 0;
+
+  // Unix-socket replies; the client connection is closed after each.
+  virtual void reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) = 0;
+  virtual void reply_error(ClientId client, std::uint16_t tx_id) = 0;
+  virtual void event(std::uint8_t type, const Mac& source) = 0;
+
+  virtual void run_update_command(const std::bitset<256>& types) = 0;
+  virtual void reconfigure_interfaces(const std::vector<std::string>& names) = 0;
+
+  // Diagnostics for verbose mode.
+  virtual void log(std::string_view message) = 0;
+};
+
+// Link quality towards primaries, used by secondaries to pick one.
+class TqSource {
+ public:
+  virtual ~TqSource() = default;
+  // TQ per server MAC; servers missing from the result count as 0. `ok` false
+  // when the batman-adv interface could not be queried.
+  virtual std::map<Mac, std::uint8_t> tq(const std::string& bat_iface,
+                                         const std::vector<Mac>& servers, bool& ok) = 0;
+};
+
+}  // namespace alfred

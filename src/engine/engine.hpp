@@ -1,0 +1,108 @@
+#pragma once
+// The alfred protocol state machine: primary/secondary roles, transactions,
+// the store and the unix-socket operations. It is fed decoded input, a clock
+// and addresses, and acts only through Effects, so it runs the same in the
+// daemon and in a simulated mesh.
+#include <bitset>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/effects.hpp"
+#include "engine/transactions.hpp"
+#include "store/store.hpp"
+#include "wire/packet.hpp"
+
+namespace alfred {
+
+struct EngineConfig {
+  wire::Mode mode = wire::Mode::Secondary;
+  std::vector<std::string> interfaces;  // empty with "-i none"
+  bool interfaces_disabled = false;     // "-i none"
+  std::string bat_iface = "bat0";       // "none" disables TQ based selection
+  bool update_command = false;          // collect changed types for -c
+  TransactionTable::Limits limits{};
+};
+
+class Engine {
+ public:
+  static constexpr std::chrono::seconds kServerTimeout{60};
+
+  Engine(EngineConfig config, Effects& effects, TqSource& tq,
+         std::function<std::uint16_t()> random_id);
+
+  // --- interfaces, as the transport opens and loses them
+  void interface_up(const std::string& name, const Mac& mac, const PeerAddress& own);
+  void interface_down(const std::string& name);
+
+  // --- network input: a datagram or a packet cut from a stream. `from.mac`
+  // has been resolved by the transport (EUI-64 or neighbour table).
+  void on_packet(const Route& from, std::span<const std::uint8_t> bytes, TimePoint now);
+
+  // --- unix-socket operations; false means "refused" (the client is closed).
+  bool ipc_set_data(const wire::PushData& push, TimePoint now);
+  void ipc_request(ClientId client, const wire::Request& request, TimePoint now);
+  bool ipc_modeswitch(const wire::ModeSwitch& m);
+  bool ipc_change_interface(const std::string& interfaces);
+  void ipc_change_bat_iface(const std::string& bat_iface);
+  wire::ServerStatus status() const;
+
+  // --- time
+  void on_sync_tick(TimePoint now);
+  void on_timer(TimePoint now);  // transaction timeouts
+  std::optional<TimePoint> next_deadline() const { return transactions_.next_deadline(); }
+
+  // --- introspection
+  wire::Mode mode() const { return mode_; }
+  const Store& store() const { return store_; }
+  const TransactionTable& transactions() const { return transactions_; }
+  std::optional<Route> best_server() const;
+  std::vector<Route> servers() const;
+  const std::string& bat_iface() const { return bat_iface_; }
+
+ private:
+  struct Server {
+    PeerAddress addr;
+    TimePoint last_seen;
+    std::uint8_t tq = 0;
+  };
+  struct Iface {
+    std::string name;
+    bool active = false;
+    Mac mac{};
+    PeerAddress own;
+    std::map<Mac, Server> servers;
+  };
+
+  Iface* find_iface(const std::string& name);
+  const Iface* first_active() const;
+  void handle_push(const Route& from, const wire::PushData& push,
+                   std::span<const std::uint8_t> bytes, TimePoint now);
+  void handle_txend(const Route& from, const wire::TxEnd& end, TimePoint now);
+  void handle_announce(const Route& from, TimePoint now);
+  void handle_request(const Route& from, const wire::Request& req, TimePoint now);
+  void finish_if_complete(const TransactionTable::Key& key, const Route& from);
+  void apply(const Mac& sender, const std::vector<std::uint8_t>& packet, TimePoint now);
+  void finish_client(ClientId client, std::uint8_t type, std::uint16_t id);
+  void update_tq();
+  void choose_best_server();
+  void expire(TimePoint now);
+  void note_changed(std::uint8_t type);
+
+  wire::Mode mode_;
+  bool interfaces_disabled_;
+  std::string bat_iface_;
+  bool update_command_;
+  Effects& fx_;
+  TqSource& tq_;
+  std::function<std::uint16_t()> random_id_;
+  std::vector<Iface> ifaces_;
+  std::optional<std::pair<std::string, Mac>> best_;  // interface, server MAC
+  Store store_;
+  TransactionTable transactions_;
+  std::bitset<256> changed_types_;
+};
+
+}  // namespace alfred

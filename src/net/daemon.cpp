@@ -1,0 +1,396 @@
+#include "net/daemon.hpp"
+
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "batadv/batadv_query.hpp"
+#include "net/log.hpp"
+
+extern char** environ;
+
+namespace alfred::net {
+namespace {
+
+std::vector<std::string> split_interfaces(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    std::size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    std::string name = list.substr(pos, comma - pos);
+    if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    pos = comma + 1;
+  }
+  return out;
+}
+
+EngineConfig engine_config(const cli::Options& o) {
+  EngineConfig c;
+  c.mode = o.mode;
+  c.interfaces_disabled = o.net_iface && *o.net_iface == "none";
+  if (o.net_iface && !c.interfaces_disabled) c.interfaces = split_interfaces(*o.net_iface);
+  c.bat_iface = o.mesh_iface;
+  c.update_command = o.update_command.has_value();
+  return c;
+}
+
+constexpr std::size_t kMaxUnresolved = 256;
+constexpr std::size_t kMaxUnresolvedBytes = 4u << 20;
+constexpr std::chrono::milliseconds kArpWait{1000};
+constexpr std::chrono::milliseconds kArpRetry{25};
+constexpr std::chrono::seconds kInterfaceCheck{60};
+constexpr std::chrono::seconds kReopenInterval{1};
+
+}  // namespace
+
+Daemon::Daemon(asio::io_context& io, const cli::Options& options)
+    : io_(io),
+      opts_(options),
+      rng_(std::random_device{}()),
+      engine_(engine_config(options), *this, batadv_,
+              [this] { return static_cast<std::uint16_t>(rng_()); }),
+      ipc_(io, options.unix_path,
+           [this](ClientId c, std::span<const std::uint8_t> m) { on_ipc(c, m); }),
+      sync_timer_(io),
+      tx_timer_(io),
+      check_timer_(io),
+      arp_timer_(io),
+      signals_(io, SIGINT, SIGTERM),
+      period_(std::chrono::duration_cast<Duration>(
+          std::chrono::duration<double>(options.sync_period))) {
+  if (options.ipv4) group4_ = asio::ip::address_v4(ntohl(options.ipv4_group));
+  set_verbose(options.verbose);
+}
+
+Daemon::~Daemon() = default;
+
+int Daemon::start() {
+  std::string error;
+  if (!ipc_.open(error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 255;
+  }
+  bool disabled = opts_.net_iface && *opts_.net_iface == "none";
+  if (!disabled) {
+    if (!opts_.net_iface) {
+      std::fprintf(stderr, "Can't start server: interface missing\n");
+      return 255;
+    }
+    auto names = split_interfaces(*opts_.net_iface);
+    if (names.empty() && !opts_.force) {
+      std::fprintf(stderr, "Can't start server: valid interface missing\n");
+      return 255;
+    }
+    make_links(names);
+    int opened = open_links();
+    if (opened <= 0 && !opts_.force) {
+      std::fprintf(stderr, "Failed to open interfaces\n");
+      return 255;
+    }
+    if (names.size() > 1 && opts_.mode == wire::Mode::Secondary) {
+      std::fprintf(stderr, "More than one interface specified in secondary mode\n");
+      return 255;
+    }
+  }
+  if (opts_.mesh_iface != "none" && !batadv::interface_available(opts_.mesh_iface) &&
+      !opts_.force) {
+    std::fprintf(stderr, "Can't start server: batman-adv interface %s not found\n",
+                 opts_.mesh_iface.c_str());
+    return 255;
+  }
+  signals_.async_wait([this](const asio::error_code& ec, int) {
+    if (ec) return;
+    ipc_.close();
+    io_.stop();
+  });
+  next_sync_ = Clock::now() + period_;
+  schedule_sync();
+  schedule_check();
+  return 0;
+}
+
+// ---------------------------------------------------------------- interfaces
+
+LinkSocket* Daemon::link(const std::string& name) {
+  for (auto& l : links_)
+    if (l->name() == name) return l.get();
+  return nullptr;
+}
+
+void Daemon::make_links(const std::vector<std::string>& names) {
+  for (auto& l : links_) engine_.interface_down(l->name());
+  links_.clear();
+  for (const auto& n : names)
+    links_.push_back(std::make_unique<LinkSocket>(
+        io_, n, group4_,
+        [this](LinkSocket& l, const PeerAddress& from, std::span<const std::uint8_t> b) {
+          on_datagram(l, from, b);
+        }));
+}
+
+int Daemon::open_links() {
+  int opened = 0;
+  for (auto& l : links_) {
+    if (l->is_open()) {
+      ++opened;
+      continue;
+    }
+    std::string error;
+    if (l->open(error)) {
+      ++opened;
+      engine_.interface_up(l->name(), l->mac(), l->own());
+      log_verbose("interface " + l->name() + " open, " + to_string(l->mac()) + " " +
+                  to_string(l->own()));
+    } else {
+      std::fprintf(stderr, "%s\n", error.c_str());
+    }
+  }
+  last_reopen_ = Clock::now();
+  return opened;
+}
+
+void Daemon::reopen_closed_links() {
+  if (Clock::now() - last_reopen_ < kReopenInterval) return;
+  bool any_closed = false;
+  for (auto& l : links_) any_closed |= !l->is_open();
+  if (any_closed) open_links();
+}
+
+void Daemon::schedule_check() {
+  check_timer_.expires_after(kInterfaceCheck);
+  check_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    for (auto& l : links_) {
+      std::string why;
+      if (l->is_open() && !l->still_valid(why)) {
+        std::fprintf(stderr, "%s, closing netsock\n", why.c_str());
+        l->close();
+        engine_.interface_down(l->name());
+      }
+    }
+    reopen_closed_links();
+    schedule_check();
+  });
+}
+
+void Daemon::reconfigure_interfaces(const std::vector<std::string>& names) {
+  // Called from inside the engine, possibly while a socket of ours is on the
+  // stack; replace the sockets once that code has returned.
+  asio::post(io_, [this, names] {
+    make_links(names);
+    open_links();
+  });
+}
+
+bool Daemon::is_own_address(const PeerAddress& a) const {
+  for (const auto& l : links_)
+    if (l->is_open() && l->own().v4 == a.v4 && l->own().ip == a.ip) return true;
+  return false;
+}
+
+// ---------------------------------------------------------------- network input
+
+void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
+                         std::span<const std::uint8_t> bytes) {
+  if (is_own_address(from)) return;
+  if (!from.v4) {
+    wire::Ipv6Bytes ip;
+    std::copy(from.ip.begin(), from.ip.end(), ip.begin());
+    auto mac = wire::link_local_to_mac(ip);
+    if (!mac) {
+      log_verbose("dropped datagram from " + to_string(from) + ": not an EUI-64 link-local address");
+      return;
+    }
+    deliver(link.name(), from, *mac, bytes);
+    return;
+  }
+  if (auto mac = link.neighbour_mac(from)) {
+    if (is_valid_unicast(*mac)) deliver(link.name(), from, *mac, bytes);
+    return;
+  }
+  // The sender's MAC is not in the neighbour table yet. Upstream sleeps here;
+  // we park the datagram and look again shortly, without stopping the loop.
+  if (unresolved_.size() >= kMaxUnresolved || unresolved_bytes_ + bytes.size() > kMaxUnresolvedBytes) {
+    log_verbose("dropped datagram from " + to_string(from) + ": too many awaiting ARP");
+    return;
+  }
+  unresolved_.push_back(
+      {link.name(), from, {bytes.begin(), bytes.end()}, Clock::now() + kArpWait});
+  unresolved_bytes_ += bytes.size();
+  if (unresolved_.size() == 1) {
+    arp_timer_.expires_after(kArpRetry);
+    arp_timer_.async_wait([this](const asio::error_code& ec) {
+      if (!ec) retry_unresolved();
+    });
+  }
+}
+
+void Daemon::retry_unresolved() {
+  auto now = Clock::now();
+  std::deque<Unresolved> waiting;
+  auto items = std::move(unresolved_);
+  unresolved_.clear();
+  unresolved_bytes_ = 0;
+  for (auto& u : items) {
+    LinkSocket* l = link(u.iface);
+    if (!l || !l->is_open()) continue;
+    if (auto mac = l->neighbour_mac(u.from)) {
+      if (is_valid_unicast(*mac)) deliver(u.iface, u.from, *mac, u.bytes);
+    } else if (now < u.deadline) {
+      unresolved_bytes_ += u.bytes.size();
+      waiting.push_back(std::move(u));
+    } else {
+      log_verbose("arp: incomplete for " + to_string(u.from) + ", datagram dropped");
+    }
+  }
+  for (auto& w : waiting) unresolved_.push_back(std::move(w));
+  if (!unresolved_.empty()) {
+    arp_timer_.expires_after(kArpRetry);
+    arp_timer_.async_wait([this](const asio::error_code& ec) {
+      if (!ec) retry_unresolved();
+    });
+  }
+}
+
+void Daemon::deliver(const std::string& iface, const PeerAddress& from, const Mac& mac,
+                     std::span<const std::uint8_t> bytes) {
+  engine_.on_packet(Route{iface, from, mac, 0}, bytes, Clock::now());
+  arm_tx_timer();
+}
+
+// ---------------------------------------------------------------- unix socket
+
+void Daemon::on_ipc(ClientId client, std::span<const std::uint8_t> message) {
+  auto d = wire::decode(message);
+  if (!d.ok) {
+    log_verbose("unix client " + std::to_string(client) + ": " + d.error);
+    ipc_.finish(client);
+    return;
+  }
+  auto now = Clock::now();
+  if (auto* push = std::get_if<wire::PushData>(&d.packet)) {
+    if (!engine_.ipc_set_data(*push, now)) log_verbose("unix client: set data refused");
+    ipc_.finish(client);
+  } else if (auto* req = std::get_if<wire::Request>(&d.packet)) {
+    wire::TlvHeader h;
+    wire::read_tlv_header(message, h);
+    if (h.length != 3) {
+      ipc_.finish(client);
+      return;
+    }
+    engine_.ipc_request(client, *req, now);
+    arm_tx_timer();
+  } else if (auto* ms = std::get_if<wire::ModeSwitch>(&d.packet)) {
+    engine_.ipc_modeswitch(*ms);
+    ipc_.finish(client);
+  } else if (auto* ci = std::get_if<wire::ChangeInterface>(&d.packet)) {
+    engine_.ipc_change_interface(ci->interfaces);
+    ipc_.finish(client);
+  } else if (auto* cb = std::get_if<wire::ChangeBatIface>(&d.packet)) {
+    engine_.ipc_change_bat_iface(cb->bat_iface);
+    ipc_.finish(client);
+  } else if (std::holds_alternative<wire::ServerStatus>(d.packet)) {
+    ipc_.reply(client, wire::encode(engine_.status()));
+  } else if (std::holds_alternative<wire::EventRegister>(d.packet)) {
+    ipc_.make_listener(client);
+  } else {
+    ipc_.finish(client);
+  }
+}
+
+// ---------------------------------------------------------------- effects
+
+void Daemon::send_packet(const Route& to, std::vector<std::uint8_t> packet) {
+  if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(packet));
+}
+
+void Daemon::send_push(const Route& to, wire::PushEncoder transaction) {
+  if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(transaction));
+}
+
+void Daemon::forward_request(const Route& to, const wire::Request& request) {
+  send_packet(to, wire::encode(request));
+}
+
+void Daemon::reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) {
+  ipc_.reply_records(client, std::move(records), tx_id);
+}
+
+void Daemon::reply_error(ClientId client, std::uint16_t tx_id) {
+  // Clients read the code in their own byte order, as upstream writes it.
+  wire::StatusError e;
+  e.tx_id = tx_id;
+  std::uint16_t code = 1;
+  std::memcpy(e.code_raw.data(), &code, 2);
+  ipc_.reply(client, wire::encode(e));
+}
+
+void Daemon::event(std::uint8_t type, const Mac& source) {
+  if (ipc_.listener_count() == 0) return;
+  ipc_.notify_listeners(wire::encode(wire::EventNotify{type, source}));
+}
+
+void Daemon::run_update_command(const std::bitset<256>& types) {
+  if (!opts_.update_command) return;
+  std::string command = *opts_.update_command;
+  for (std::size_t t = 0; t < types.size(); ++t)
+    if (types[t]) command += " " + std::to_string(t);
+  std::printf("executing: %s\n", command.c_str());
+  std::fflush(stdout);
+  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+  pid_t pid;
+  // SIGCHLD is ignored, so the child is reaped by the kernel.
+  int rc = posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ);
+  if (rc != 0) log_error("can't run update command: " + std::string(std::strerror(rc)));
+}
+
+void Daemon::log(std::string_view message) { log_verbose(message); }
+
+// ---------------------------------------------------------------- timers
+
+void Daemon::schedule_sync() {
+  sync_timer_.expires_at(next_sync_);
+  sync_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    on_sync();
+    auto now = Clock::now();
+    next_sync_ += period_;
+    // After a stall, skip the missed periods instead of firing a burst.
+    if (next_sync_ <= now) next_sync_ = now + period_;
+    schedule_sync();
+  });
+}
+
+void Daemon::on_sync() {
+  reopen_closed_links();
+  auto now = Clock::now();
+  if (engine_.mode() == wire::Mode::Primary) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    std::printf("[%lld.%09u] announce primary ...\n", static_cast<long long>(ts.tv_sec),
+                static_cast<unsigned>(ts.tv_nsec));
+    std::fflush(stdout);
+  }
+  engine_.on_sync_tick(now);
+  arm_tx_timer();
+}
+
+void Daemon::arm_tx_timer() {
+  auto deadline = engine_.next_deadline();
+  if (!deadline) {
+    tx_timer_.cancel();
+    return;
+  }
+  if (tx_timer_.expiry() == *deadline) return;
+  tx_timer_.expires_at(*deadline);
+  tx_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    engine_.on_timer(Clock::now());
+    arm_tx_timer();
+  });
+}
+
+}  // namespace alfred::net

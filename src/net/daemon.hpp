@@ -1,0 +1,80 @@
+#pragma once
+// The running daemon: the protocol engine wired to real sockets and timers.
+#include <asio.hpp>
+#include <deque>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "cli/options.hpp"
+#include "engine/engine.hpp"
+#include "ipc/unix_server.hpp"
+#include "net/batadv_tq.hpp"
+#include "net/link_socket.hpp"
+
+namespace alfred::net {
+
+class Daemon final : public Effects {
+ public:
+  Daemon(asio::io_context& io, const cli::Options& options);
+  ~Daemon() override;
+
+  // Opens the unix socket and the interfaces and arms the timers. Returns 0,
+  // or the exit code after printing why the daemon cannot start.
+  int start();
+
+  // --- Effects
+  void send_packet(const Route& to, std::vector<std::uint8_t> packet) override;
+  void send_push(const Route& to, wire::PushEncoder transaction) override;
+  void forward_request(const Route& to, const wire::Request& request) override;
+  void reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) override;
+  void reply_error(ClientId client, std::uint16_t tx_id) override;
+  void event(std::uint8_t type, const Mac& source) override;
+  void run_update_command(const std::bitset<256>& types) override;
+  void reconfigure_interfaces(const std::vector<std::string>& names) override;
+  void log(std::string_view message) override;
+
+ private:
+  struct Unresolved {  // an IPv4 datagram waiting for its sender's MAC
+    std::string iface;
+    PeerAddress from;
+    std::vector<std::uint8_t> bytes;
+    TimePoint deadline;
+  };
+
+  LinkSocket* link(const std::string& name);
+  void make_links(const std::vector<std::string>& names);
+  int open_links();
+  void reopen_closed_links();
+  bool is_own_address(const PeerAddress& a) const;
+  void on_datagram(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t> bytes);
+  void deliver(const std::string& iface, const PeerAddress& from, const Mac& mac,
+               std::span<const std::uint8_t> bytes);
+  void retry_unresolved();
+  void on_ipc(ClientId client, std::span<const std::uint8_t> message);
+  void schedule_sync();
+  void on_sync();
+  void arm_tx_timer();
+  void schedule_check();
+
+  asio::io_context& io_;
+  cli::Options opts_;
+  std::optional<asio::ip::address_v4> group4_;
+  BatadvTq batadv_;
+  std::mt19937 rng_;
+  Engine engine_;
+  std::vector<std::unique_ptr<LinkSocket>> links_;
+  ipc::UnixServer ipc_;
+  asio::steady_timer sync_timer_;
+  asio::steady_timer tx_timer_;
+  asio::steady_timer check_timer_;
+  asio::steady_timer arp_timer_;
+  asio::signal_set signals_;
+  Duration period_;
+  TimePoint next_sync_;
+  TimePoint last_reopen_{};
+  std::deque<Unresolved> unresolved_;
+  std::size_t unresolved_bytes_ = 0;
+};
+
+}  // namespace alfred::net

@@ -1,0 +1,372 @@
+#include "net/link_socket.hpp"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
+#include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "net/log.hpp"
+#include "sys/privileges.hpp"
+#include "wire/packet.hpp"
+
+namespace alfred::net {
+namespace {
+
+struct Fd {
+  int fd = -1;
+  Fd() : fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+bool ifreq_for(const std::string& name, ifreq& ifr) {
+  if (name.size() >= IFNAMSIZ) return false;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  return true;
+}
+
+bool bind_to_device(int fd, const std::string& name, std::string& error) {
+  sys::CapabilityRaise raw(CAP_NET_RAW);
+  if (::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                   static_cast<socklen_t>(name.size() + 1)) != 0) {
+    error = "can't bind to device " + name + ": " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+
+}  // namespace
+
+LinkSocket::LinkSocket(asio::io_context& io, std::string name,
+                       std::optional<asio::ip::address_v4> group4, Receiver receiver)
+    : io_(io),
+      name_(std::move(name)),
+      group4_(group4),
+      receiver_(std::move(receiver)),
+      unicast_(io),
+      multicast_(io),
+      rxbuf_(65536) {}
+
+LinkSocket::~LinkSocket() {
+  *alive_ = false;
+  close();
+}
+
+bool LinkSocket::open(std::string& error) {
+  close();
+  bool ok = group4_ ? open4(error) : open6(error);
+  if (!ok) {
+    asio::error_code ec;
+    unicast_.close(ec);
+    multicast_.close(ec);
+    return false;
+  }
+  unicast_.non_blocking(true);
+  multicast_.non_blocking(true);
+  // Large syncs are bursts of 64 KiB datagrams; give the kernel room for a few.
+  asio::error_code ec;
+  unicast_.set_option(asio::socket_base::send_buffer_size(1 << 20), ec);
+  unicast_.set_option(asio::socket_base::receive_buffer_size(1 << 20), ec);
+  multicast_.set_option(asio::socket_base::receive_buffer_size(1 << 20), ec);
+  open_ = true;
+  wait_readable(unicast_);
+  wait_readable(multicast_);
+  return true;
+}
+
+bool LinkSocket::open6(std::string& error) {
+  index_ = ::if_nametoindex(name_.c_str());
+  if (index_ == 0) {
+    error = "can't get interface " + name_ + ": " + std::strerror(errno);
+    return false;
+  }
+  ifreq ifr;
+  Fd probe;
+  if (!ifreq_for(name_, ifr) || ::ioctl(probe.fd, SIOCGIFHWADDR, &ifr) != 0) {
+    error = "can't get MAC address of " + name_ + ": " + std::strerror(errno);
+    return false;
+  }
+  std::memcpy(mac_.data(), ifr.ifr_hwaddr.sa_data, 6);
+  own_ = PeerAddress{};
+  auto ll = wire::mac_to_link_local(mac_);
+  std::copy(ll.begin(), ll.end(), own_.ip.begin());
+
+  asio::error_code ec;
+  unicast_.open(asio::ip::udp::v6(), ec);
+  if (!ec) multicast_.open(asio::ip::udp::v6(), ec);
+  if (ec) {
+    error = "can't open socket: " + ec.message();
+    return false;
+  }
+  if (!bind_to_device(unicast_.native_handle(), name_, error) ||
+      !bind_to_device(multicast_.native_handle(), name_, error))
+    return false;
+  asio::ip::udp::endpoint uep(asio::ip::address_v6(ll, index_), wire::kPort);
+  unicast_.bind(uep, ec);
+  if (ec) {
+    if (ec.value() == EADDRNOTAVAIL)
+      error = "can't bind to interface " + name_ + "; expected ipv6 address not found: " +
+              uep.address().to_string();
+    else
+      error = "can't bind: " + ec.message();
+    return false;
+  }
+  auto group = asio::ip::make_address_v6("ff02::1");
+  group.scope_id(index_);
+  multicast_.bind(asio::ip::udp::endpoint(group, wire::kPort), ec);
+  if (ec) {
+    error = "can't bind multicast socket on " + name_ + ": " + ec.message();
+    return false;
+  }
+  multicast_.set_option(asio::ip::multicast::join_group(group, index_), ec);
+  if (ec) {
+    error = "can't add multicast membership on " + name_ + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+bool LinkSocket::open4(std::string& error) {
+  index_ = ::if_nametoindex(name_.c_str());
+  ifreq ifr;
+  Fd probe;
+  if (!ifreq_for(name_, ifr) || ::ioctl(probe.fd, SIOCGIFHWADDR, &ifr) != 0) {
+    error = "ipv4: can't get MAC address of " + name_ + ": " + std::strerror(errno);
+    return false;
+  }
+  std::memcpy(mac_.data(), ifr.ifr_hwaddr.sa_data, 6);
+  ifreq ifa;
+  ifreq_for(name_, ifa);
+  if (::ioctl(probe.fd, SIOCGIFADDR, &ifa) != 0) {
+    error = "ipv4: can't get IP address of " + name_ + ": " + std::strerror(errno);
+    return false;
+  }
+  in_addr local = reinterpret_cast<sockaddr_in*>(&ifa.ifr_addr)->sin_addr;
+  own_ = PeerAddress{};
+  own_.v4 = true;
+  std::memcpy(own_.ip.data(), &local, 4);
+  ifreq ifm;
+  ifreq_for(name_, ifm);
+  if (::ioctl(probe.fd, SIOCGIFNETMASK, &ifm) == 0) {
+    in_addr mask = reinterpret_cast<sockaddr_in*>(&ifm.ifr_netmask)->sin_addr;
+    netmask4_ = asio::ip::address_v4(ntohl(mask.s_addr));
+  }
+
+  asio::error_code ec;
+  unicast_.open(asio::ip::udp::v4(), ec);
+  if (!ec) multicast_.open(asio::ip::udp::v4(), ec);
+  if (ec) {
+    error = "ipv4: can't open socket: " + ec.message();
+    return false;
+  }
+  if (!bind_to_device(unicast_.native_handle(), name_, error) ||
+      !bind_to_device(multicast_.native_handle(), name_, error))
+    return false;
+  unicast_.set_option(asio::socket_base::reuse_address(true), ec);
+  multicast_.set_option(asio::socket_base::reuse_address(true), ec);
+  unicast_.bind(asio::ip::udp::endpoint(asio::ip::address_v4::any(), wire::kPort), ec);
+  if (ec) {
+    error = "ipv4: can't bind: " + ec.message();
+    return false;
+  }
+  multicast_.bind(asio::ip::udp::endpoint(*group4_, wire::kPort), ec);
+  if (ec) {
+    error = "ipv4: can't bind mc: " + ec.message();
+    return false;
+  }
+  asio::ip::address_v4 local4(ntohl(local.s_addr));
+  multicast_.set_option(asio::ip::multicast::join_group(*group4_, local4), ec);
+  if (ec) {
+    error = "ipv4: can't add multicast membership: " + ec.message();
+    return false;
+  }
+  unicast_.set_option(asio::ip::multicast::outbound_interface(local4), ec);
+  return true;
+}
+
+void LinkSocket::close() {
+  asio::error_code ec;
+  if (unicast_.is_open()) unicast_.close(ec);
+  if (multicast_.is_open()) multicast_.close(ec);
+  open_ = false;
+  writing_ = false;
+  queue_.clear();
+}
+
+bool LinkSocket::still_valid(std::string& why) const {
+  unsigned idx = ::if_nametoindex(name_.c_str());
+  if (idx == 0) {
+    why = "interface " + name_ + " is gone";
+    return false;
+  }
+  if (!group4_ && idx != index_) {
+    why = "iface index changed from " + std::to_string(index_) + " to " + std::to_string(idx);
+    return false;
+  }
+  ifreq ifr;
+  Fd probe;
+  if (!ifreq_for(name_, ifr) || ::ioctl(probe.fd, SIOCGIFHWADDR, &ifr) != 0) {
+    why = "can't get MAC address of " + name_;
+    return false;
+  }
+  if (std::memcmp(ifr.ifr_hwaddr.sa_data, mac_.data(), 6) != 0) {
+    why = "iface mac changed";
+    return false;
+  }
+  if (group4_) {
+    ifreq ifa;
+    ifreq_for(name_, ifa);
+    if (::ioctl(probe.fd, SIOCGIFADDR, &ifa) != 0 ||
+        std::memcmp(&reinterpret_cast<sockaddr_in*>(&ifa.ifr_addr)->sin_addr, own_.ip.data(), 4) !=
+            0) {
+      why = "iface ipv4 address changed";
+      return false;
+    }
+  }
+  return true;
+}
+
+asio::ip::udp::endpoint LinkSocket::endpoint(const PeerAddress& to) const {
+  if (group4_) {
+    if (to.multicast) return {*group4_, wire::kPort};
+    std::array<unsigned char, 4> b{to.ip[0], to.ip[1], to.ip[2], to.ip[3]};
+    return {asio::ip::address_v4(b), wire::kPort};
+  }
+  if (to.multicast) {
+    auto g = asio::ip::make_address_v6("ff02::1");
+    g.scope_id(index_);
+    return {g, wire::kPort};
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::copy(to.ip.begin(), to.ip.end(), b.begin());
+  return {asio::ip::address_v6(b, index_), wire::kPort};
+}
+
+void LinkSocket::send(const PeerAddress& to, std::vector<std::uint8_t> packet) {
+  if (!open_) return;
+  enqueue(Pending{endpoint(to), std::move(packet), std::nullopt});
+}
+
+void LinkSocket::send(const PeerAddress& to, wire::PushEncoder transaction) {
+  if (!open_) return;
+  Pending p{endpoint(to), {}, std::move(transaction)};
+  if (!p.more->next(p.packet)) return;
+  enqueue(std::move(p));
+}
+
+void LinkSocket::enqueue(Pending p) {
+  if (queue_.size() >= kMaxQueued) {
+    ++stats_.dropped_out;
+    log_error("send queue of " + name_ + " full, dropping a transmission to " +
+              p.to.address().to_string());
+    return;
+  }
+  queue_.push_back(std::move(p));
+  if (!writing_) flush();
+}
+
+void LinkSocket::flush() {
+  while (!queue_.empty()) {
+    Pending& p = queue_.front();
+    asio::error_code ec;
+    unicast_.send_to(asio::buffer(p.packet), p.to, 0, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      wait_writable();
+      return;
+    }
+    if (ec) {
+      // A neighbour that is unreachable or an interface going down must not
+      // stall the rest of the queue; the next period retries.
+      ++stats_.dropped_out;
+      log_verbose("send on " + name_ + " to " + p.to.address().to_string() + " failed: " +
+                  ec.message());
+    } else {
+      ++stats_.datagrams_out;
+      stats_.bytes_out += p.packet.size();
+    }
+    if (p.more && p.more->next(p.packet)) continue;
+    queue_.pop_front();
+  }
+}
+
+void LinkSocket::wait_writable() {
+  writing_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  unicast_.async_wait(asio::socket_base::wait_write, [this, alive](const asio::error_code& ec) {
+    if (alive.expired() || ec) return;
+    writing_ = false;
+    flush();
+  });
+}
+
+void LinkSocket::wait_readable(asio::ip::udp::socket& sock) {
+  std::weak_ptr<bool> alive = alive_;
+  sock.async_wait(asio::socket_base::wait_read, [this, alive, &sock](const asio::error_code& ec) {
+    if (alive.expired() || ec || !sock.is_open()) return;
+    drain(sock);
+  });
+}
+
+void LinkSocket::drain(asio::ip::udp::socket& sock) {
+  // Bounded so that one flooded socket cannot starve the rest of the loop.
+  for (int i = 0; i < 64; ++i) {
+    asio::ip::udp::endpoint from;
+    asio::error_code ec;
+    std::size_t n = sock.receive_from(asio::buffer(rxbuf_), from, 0, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) {
+      log_verbose("receive on " + name_ + " failed: " + ec.message());
+      break;
+    }
+    ++stats_.datagrams_in;
+    stats_.bytes_in += n;
+    PeerAddress src;
+    if (from.address().is_v4()) {
+      src.v4 = true;
+      auto b = from.address().to_v4().to_bytes();
+      std::copy(b.begin(), b.end(), src.ip.begin());
+    } else {
+      auto v6 = from.address().to_v6();
+      if (v6.is_v4_mapped()) continue;
+      auto b = v6.to_bytes();
+      std::copy(b.begin(), b.end(), src.ip.begin());
+    }
+    std::weak_ptr<bool> alive = alive_;
+    receiver_(*this, src, std::span<const std::uint8_t>(rxbuf_.data(), n));
+    if (alive.expired() || !sock.is_open()) return;  // the receiver closed us
+  }
+  wait_readable(sock);
+}
+
+std::optional<Mac> LinkSocket::neighbour_mac(const PeerAddress& addr) {
+  if (!addr.v4 || !open_) return std::nullopt;
+  arpreq req{};
+  auto* sin = reinterpret_cast<sockaddr_in*>(&req.arp_pa);
+  sin->sin_family = AF_INET;
+  std::memcpy(&sin->sin_addr, addr.ip.data(), 4);
+  std::strncpy(req.arp_dev, name_.c_str(), sizeof(req.arp_dev) - 1);
+  if (::ioctl(unicast_.native_handle(), SIOCGARP, &req) == 0 && (req.arp_flags & ATF_COM)) {
+    Mac m;
+    std::memcpy(m.data(), req.arp_ha.sa_data, 6);
+    return m;
+  }
+  // Make the kernel resolve it: any unicast packet to the address starts ARP.
+  // Port 9 is discard; the byte carries no meaning.
+  std::uint8_t probe = 0;
+  std::array<unsigned char, 4> b{addr.ip[0], addr.ip[1], addr.ip[2], addr.ip[3]};
+  asio::error_code ec;
+  unicast_.send_to(asio::buffer(&probe, 1), asio::ip::udp::endpoint(asio::ip::address_v4(b), 9), 0,
+                   ec);
+  return std::nullopt;
+}
+
+}  // namespace alfred::net

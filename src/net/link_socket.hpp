@@ -1,0 +1,92 @@
+#pragma once
+// The UDP side of one network interface: a unicast socket on the interface's
+// own address and a multicast socket on the alfred group, both bound to the
+// device. Sending never blocks: datagrams that the kernel will not take now
+// wait in a bounded queue, and a transaction is encoded one packet at a time
+// as the socket drains, so a large sync holds one packet, not the data set.
+#include <asio.hpp>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/route.hpp"
+#include "wire/push_encoder.hpp"
+
+namespace alfred::net {
+
+class LinkSocket {
+ public:
+  using Receiver =
+      std::function<void(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t>)>;
+
+  struct Stats {
+    std::uint64_t datagrams_out = 0, bytes_out = 0, datagrams_in = 0, bytes_in = 0;
+    std::uint64_t dropped_out = 0;
+  };
+
+  LinkSocket(asio::io_context& io, std::string name, std::optional<asio::ip::address_v4> group4,
+             Receiver receiver);
+  ~LinkSocket();
+  LinkSocket(const LinkSocket&) = delete;
+  LinkSocket& operator=(const LinkSocket&) = delete;
+
+  bool open(std::string& error);
+  void close();
+  bool is_open() const { return open_; }
+  // False (with a reason) when the interface vanished or changed index or MAC.
+  bool still_valid(std::string& why) const;
+
+  void send(const PeerAddress& to, std::vector<std::uint8_t> packet);
+  void send(const PeerAddress& to, wire::PushEncoder transaction);
+
+  // The MAC of an IPv4 neighbour from the kernel's table, without waiting.
+  // When the entry is missing a resolution is started and nullopt returned.
+  std::optional<Mac> neighbour_mac(const PeerAddress& addr);
+
+  const std::string& name() const { return name_; }
+  const Mac& mac() const { return mac_; }
+  const PeerAddress& own() const { return own_; }
+  unsigned index() const { return index_; }
+  bool ipv4() const { return group4_.has_value(); }
+  std::optional<asio::ip::address_v4> ipv4_netmask() const { return netmask4_; }
+  const Stats& stats() const { return stats_; }
+
+  static constexpr std::size_t kMaxQueued = 512;  // queued sends per interface
+
+ private:
+  struct Pending {
+    asio::ip::udp::endpoint to;
+    std::vector<std::uint8_t> packet;          // the next datagram to send
+    std::optional<wire::PushEncoder> more;     // what follows it
+  };
+
+  asio::ip::udp::endpoint endpoint(const PeerAddress& to) const;
+  void enqueue(Pending p);
+  void flush();
+  void wait_writable();
+  void wait_readable(asio::ip::udp::socket& sock);
+  void drain(asio::ip::udp::socket& sock);
+  bool open6(std::string& error);
+  bool open4(std::string& error);
+
+  asio::io_context& io_;
+  std::string name_;
+  std::optional<asio::ip::address_v4> group4_;
+  std::optional<asio::ip::address_v4> netmask4_;
+  Receiver receiver_;
+  asio::ip::udp::socket unicast_;
+  asio::ip::udp::socket multicast_;
+  bool open_ = false;
+  bool writing_ = false;
+  Mac mac_{};
+  PeerAddress own_;
+  unsigned index_ = 0;
+  std::deque<Pending> queue_;
+  std::vector<std::uint8_t> rxbuf_;
+  Stats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace alfred::net

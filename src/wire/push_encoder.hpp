@@ -1,0 +1,42 @@
+#pragma once
+// Turns a snapshot of records into the packets of one transaction: push-data
+// packets of at most kMaxPacket bytes, numbered from 0, then a txend carrying
+// their count. Packets are produced one at a time on demand, so a sender holds
+// one packet however large the snapshot is (the records themselves are shared).
+#include <cstdint>
+#include <vector>
+
+#include "store/record.hpp"
+#include "wire/packet.hpp"
+
+namespace alfred::wire {
+
+class PushEncoder {
+ public:
+  // `always_txend`: send a txend even for an empty snapshot (a reply to a
+  // request must always be closed; a periodic sync of nothing sends nothing).
+  PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
+              std::size_t max_packet = kMaxPacket);
+
+  // Replaces `out` with the next packet; false when the transaction is done.
+  bool next(std::vector<std::uint8_t>& out);
+
+  // Bytes all packets of this transaction take together (for choosing a transport).
+  static std::size_t encoded_size(const Snapshot& records, bool always_txend,
+                                  std::size_t max_packet = kMaxPacket);
+
+  std::uint16_t tx_id() const { return tx_id_; }
+  std::uint16_t packets_sent() const { return seqno_; }
+  std::size_t record_count() const { return records_.size(); }
+
+ private:
+  Snapshot records_;
+  std::size_t index_ = 0;
+  std::uint16_t tx_id_;
+  std::uint16_t seqno_ = 0;
+  bool always_txend_;
+  bool done_ = false;
+  std::size_t max_packet_;
+};
+
+}  // namespace alfred::wire
