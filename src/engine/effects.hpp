@@ -15,15 +15,19 @@
 
 namespace alfred {
 
+// A periodic push (secondary to primary, primary to primary) or the answer to
+// a request. Answers go back the way the request came.
+enum class PushKind { Sync, Reply };
+
 class Effects {
  public:
   virtual ~Effects() = default;
 
   // One small packet (announce, request, txend) as a datagram.
   virtual void send_packet(const Route& to, std::vector<std::uint8_t> packet) = 0;
-  // A whole transaction. The transport picks UDP or TCP; when `to.stream` is
-  // set the transaction goes on that connection, which is closed after it.
-  virtual void send_push(const Route& to, wire::PushEncoder transaction) = 0;
+  // A whole transaction. For a sync the transport picks UDP or TCP; a reply
+  // goes on the stream the request came on (`to.stream`), else by UDP.
+  virtual void send_push(const Route& to, wire::PushEncoder transaction, PushKind kind) = 0;
   // A client request forwarded to a primary; the answer comes back as a
   // transaction with the request's id.
   virtual void forward_request(const Route& to, const wire::Request& request) = 0;

@@ -84,7 +84,7 @@ void Engine::handle_request(const Route& from, const wire::Request& req, TimePoi
   auto snap = store_.snapshot(Source::Synced, req.requested_type);
   fx_.log("request for type " + std::to_string(req.requested_type) + " from " + describe(from) +
           ": " + std::to_string(snap.size()) + " records");
-  fx_.send_push(from, wire::PushEncoder(std::move(snap), req.tx_id, true));
+  fx_.send_push(from, wire::PushEncoder(std::move(snap), req.tx_id, true), PushKind::Reply);
 }
 
 void Engine::handle_push(const Route& from, const wire::PushData& push,
@@ -315,18 +315,16 @@ void Engine::choose_best_server() {
 void Engine::on_sync_tick(TimePoint now) {
   if (mode_ == wire::Mode::Primary) {
     auto announce = wire::encode(wire::AnnouncePrimary{});
-    Snapshot snap;
-    bool have_snap = false;
+    std::shared_ptr<const Snapshot> snap;
     for (const auto& i : ifaces_) {
       if (!i.active) continue;
       fx_.send_packet(Route{i.name, PeerAddress::group(), {}, 0}, announce);
       for (const auto& [mac, s] : i.servers) {
-        if (!have_snap) {
-          snap = store_.snapshot(Source::FirstHand);
-          have_snap = true;
-        }
-        if (snap.empty()) break;
-        fx_.send_push(Route{i.name, s.addr, mac, 0}, wire::PushEncoder(snap, random_id_(), false));
+        // One snapshot serves every primary; the records are shared, not copied.
+        if (!snap) snap = std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand));
+        if (snap->empty()) break;
+        fx_.send_push(Route{i.name, s.addr, mac, 0}, wire::PushEncoder(snap, random_id_(), false),
+                      PushKind::Sync);
       }
     }
   } else {
@@ -336,7 +334,8 @@ void Engine::on_sync_tick(TimePoint now) {
       const Iface* i = find_iface(best->iface);
       auto snap = store_.snapshot(Source::Local);
       if (i && i->active && !snap.empty())
-        fx_.send_push(*best, wire::PushEncoder(std::move(snap), random_id_(), false));
+        fx_.send_push(*best, wire::PushEncoder(std::move(snap), random_id_(), false),
+                      PushKind::Sync);
     }
   }
   expire(now);

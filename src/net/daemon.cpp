@@ -52,6 +52,23 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
       rng_(std::random_device{}()),
       engine_(engine_config(options), *this, batadv_,
               [this] { return static_cast<std::uint16_t>(rng_()); }),
+      tcp_(io,
+           TcpTransport::Callbacks{
+               [this](const Route& from, std::span<const std::uint8_t> packet) {
+                 engine_.on_packet(from, packet, Clock::now());
+                 arm_tx_timer();
+               },
+               [this](const Route& to, wire::PushEncoder tx) {
+                 if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(tx));
+               },
+               [this](const Route& to, const wire::Request& req) {
+                 send_packet(to, wire::encode(req));
+               },
+               [this](const std::string& iface, const PeerAddress& peer) {
+                 return peer_mac(iface, peer);
+               },
+               [this](const PeerAddress& a) { return is_own_address(a); }},
+           TcpLimits{}),
       ipc_(io, options.unix_path,
            [this](ClientId c, std::span<const std::uint8_t> m) { on_ipc(c, m); }),
       sync_timer_(io),
@@ -104,6 +121,7 @@ int Daemon::start() {
   signals_.async_wait([this](const asio::error_code& ec, int) {
     if (ec) return;
     ipc_.close();
+    tcp_.close_all();
     io_.stop();
   });
   next_sync_ = Clock::now() + period_;
@@ -121,7 +139,7 @@ LinkSocket* Daemon::link(const std::string& name) {
 }
 
 void Daemon::make_links(const std::vector<std::string>& names) {
-  for (auto& l : links_) engine_.interface_down(l->name());
+  for (auto& l : links_) link_closed(*l);
   links_.clear();
   for (const auto& n : names)
     links_.push_back(std::make_unique<LinkSocket>(
@@ -141,9 +159,7 @@ int Daemon::open_links() {
     std::string error;
     if (l->open(error)) {
       ++opened;
-      engine_.interface_up(l->name(), l->mac(), l->own());
-      log_verbose("interface " + l->name() + " open, " + to_string(l->mac()) + " " +
-                  to_string(l->own()));
+      link_opened(*l);
     } else {
       std::fprintf(stderr, "%s\n", error.c_str());
     }
@@ -168,12 +184,40 @@ void Daemon::schedule_check() {
       if (l->is_open() && !l->still_valid(why)) {
         std::fprintf(stderr, "%s, closing netsock\n", why.c_str());
         l->close();
-        engine_.interface_down(l->name());
+        link_closed(*l);
       }
     }
     reopen_closed_links();
     schedule_check();
   });
+}
+
+void Daemon::link_opened(LinkSocket& l) {
+  engine_.interface_up(l.name(), l.mac(), l.own());
+  log_verbose("interface " + l.name() + " open, " + to_string(l.mac()) + " " + to_string(l.own()));
+  // Listening is always on, so peers that choose TCP can reach us even when
+  // we send by UDP ourselves.
+  std::string error;
+  if (!tcp_.listen(TcpInterface{l.name(), l.index(), l.own(), l.ipv4_netmask()}, error))
+    log_error(error);
+}
+
+void Daemon::link_closed(LinkSocket& l) {
+  engine_.interface_down(l.name());
+  tcp_.close_interface(l.name());
+}
+
+std::optional<Mac> Daemon::peer_mac(const std::string& iface, const PeerAddress& peer) {
+  if (!peer.v4) {
+    wire::Ipv6Bytes ip;
+    std::copy(peer.ip.begin(), peer.ip.end(), ip.begin());
+    return wire::link_local_to_mac(ip);
+  }
+  LinkSocket* l = link(iface);
+  if (!l) return std::nullopt;
+  auto mac = l->neighbour_mac(peer);
+  if (mac && !is_valid_unicast(*mac)) return std::nullopt;
+  return mac;
 }
 
 void Daemon::reconfigure_interfaces(const std::vector<std::string>& names) {
@@ -197,9 +241,7 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
                          std::span<const std::uint8_t> bytes) {
   if (is_own_address(from)) return;
   if (!from.v4) {
-    wire::Ipv6Bytes ip;
-    std::copy(from.ip.begin(), from.ip.end(), ip.begin());
-    auto mac = wire::link_local_to_mac(ip);
+    auto mac = peer_mac(link.name(), from);
     if (!mac) {
       log_verbose("dropped datagram from " + to_string(from) + ": not an EUI-64 link-local address");
       return;
@@ -307,11 +349,33 @@ void Daemon::send_packet(const Route& to, std::vector<std::uint8_t> packet) {
   if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(packet));
 }
 
-void Daemon::send_push(const Route& to, wire::PushEncoder transaction) {
+void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind kind) {
+  if (kind == PushKind::Reply && to.stream) {
+    if (!tcp_.reply(to.stream, std::move(transaction)))
+      log_verbose("tcp: requester went away before the answer");
+    return;
+  }
+  // Only what would fragment goes by TCP; small transactions stay datagrams.
+  if (kind == PushKind::Sync && opts_.tcp &&
+      transaction.total_size() > wire::kUnfragmentedPayload &&
+      !tcp_.udp_only(to.iface, to.addr)) {
+    if (tcp_.push_in_flight(to.iface, to.addr)) {
+      log_verbose("tcp: previous push to " + to_string(to.addr) + " still running, skipping");
+      return;
+    }
+    tcp_.push(to, std::move(transaction));
+    return;
+  }
   if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(transaction));
 }
 
 void Daemon::forward_request(const Route& to, const wire::Request& request) {
+  // The answer to a request is usually what would fragment, so with -t the
+  // request goes on a stream the answer can come back on.
+  if (opts_.tcp && !tcp_.udp_only(to.iface, to.addr)) {
+    tcp_.request(to, request);
+    return;
+  }
   send_packet(to, wire::encode(request));
 }
 

@@ -11,6 +11,7 @@
 #include "ipc/unix_server.hpp"
 #include "net/batadv_tq.hpp"
 #include "net/link_socket.hpp"
+#include "net/tcp_transport.hpp"
 
 namespace alfred::net {
 
@@ -25,7 +26,7 @@ class Daemon final : public Effects {
 
   // --- Effects
   void send_packet(const Route& to, std::vector<std::uint8_t> packet) override;
-  void send_push(const Route& to, wire::PushEncoder transaction) override;
+  void send_push(const Route& to, wire::PushEncoder transaction, PushKind kind) override;
   void forward_request(const Route& to, const wire::Request& request) override;
   void reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) override;
   void reply_error(ClientId client, std::uint16_t tx_id) override;
@@ -47,6 +48,9 @@ class Daemon final : public Effects {
   int open_links();
   void reopen_closed_links();
   bool is_own_address(const PeerAddress& a) const;
+  void link_opened(LinkSocket& link);
+  void link_closed(LinkSocket& link);
+  std::optional<Mac> peer_mac(const std::string& iface, const PeerAddress& peer);
   void on_datagram(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t> bytes);
   void deliver(const std::string& iface, const PeerAddress& from, const Mac& mac,
                std::span<const std::uint8_t> bytes);
@@ -64,6 +68,7 @@ class Daemon final : public Effects {
   std::mt19937 rng_;
   Engine engine_;
   std::vector<std::unique_ptr<LinkSocket>> links_;
+  TcpTransport tcp_;
   ipc::UnixServer ipc_;
   asio::steady_timer sync_timer_;
   asio::steady_timer tx_timer_;

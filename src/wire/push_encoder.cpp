@@ -4,6 +4,11 @@ namespace alfred::wire {
 
 PushEncoder::PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
                          std::size_t max_packet)
+    : PushEncoder(std::make_shared<const Snapshot>(std::move(records)), tx_id, always_txend,
+                  max_packet) {}
+
+PushEncoder::PushEncoder(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id,
+                         bool always_txend, std::size_t max_packet)
     : records_(std::move(records)),
       tx_id_(tx_id),
       always_txend_(always_txend),
@@ -20,11 +25,12 @@ bool PushEncoder::next(std::vector<std::uint8_t>& out) {
   if (done_) return false;
   // Records too large for any packet cannot be sent; the store never holds
   // one (set and receive paths cap the size), but a snapshot is just a list.
-  while (index_ < records_.size() && !fits_alone(*records_[index_], max_packet_)) ++index_;
-  if (index_ < records_.size()) {
+  const Snapshot& records = *records_;
+  while (index_ < records.size() && !fits_alone(*records[index_], max_packet_)) ++index_;
+  if (index_ < records.size()) {
     encode_push_header(out, tx_id_, seqno_);
-    while (index_ < records_.size()) {
-      const Record& r = *records_[index_];
+    while (index_ < records.size()) {
+      const Record& r = *records[index_];
       if (!fits_alone(r, max_packet_)) {
         ++index_;
         continue;

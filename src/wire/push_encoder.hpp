@@ -4,6 +4,7 @@
 // their count. Packets are produced one at a time on demand, so a sender holds
 // one packet however large the snapshot is (the records themselves are shared).
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "store/record.hpp"
@@ -17,6 +18,9 @@ class PushEncoder {
   // request must always be closed; a periodic sync of nothing sends nothing).
   PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
               std::size_t max_packet = kMaxPacket);
+  // Several transactions (one per peer) may share one snapshot.
+  PushEncoder(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id, bool always_txend,
+              std::size_t max_packet = kMaxPacket);
 
   // Replaces `out` with the next packet; false when the transaction is done.
   bool next(std::vector<std::uint8_t>& out);
@@ -27,10 +31,14 @@ class PushEncoder {
 
   std::uint16_t tx_id() const { return tx_id_; }
   std::uint16_t packets_sent() const { return seqno_; }
-  std::size_t record_count() const { return records_.size(); }
+  std::size_t record_count() const { return records_->size(); }
+  // Bytes of the whole transaction, as encoded_size() counts them.
+  std::size_t total_size() const { return encoded_size(*records_, always_txend_, max_packet_); }
+  // The same transaction from its first packet again (for a retry on another transport).
+  PushEncoder restarted() const { return PushEncoder(records_, tx_id_, always_txend_, max_packet_); }
 
  private:
-  Snapshot records_;
+  std::shared_ptr<const Snapshot> records_;
   std::size_t index_ = 0;
   std::uint16_t tx_id_;
   std::uint16_t seqno_ = 0;

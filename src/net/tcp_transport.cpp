@@ -1,0 +1,507 @@
+#include "net/tcp_transport.hpp"
+
+#include <sys/capability.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "net/log.hpp"
+#include "sys/privileges.hpp"
+#include "wire/stream_reader.hpp"
+
+namespace alfred::net {
+namespace {
+
+asio::ip::address to_asio(const PeerAddress& a, unsigned scope) {
+  if (a.v4) return asio::ip::address_v4({a.ip[0], a.ip[1], a.ip[2], a.ip[3]});
+  asio::ip::address_v6::bytes_type b;
+  std::copy(a.ip.begin(), a.ip.end(), b.begin());
+  return asio::ip::address_v6(b, scope);
+}
+
+PeerAddress from_asio(const asio::ip::address& a) {
+  PeerAddress p;
+  if (a.is_v4()) {
+    p.v4 = true;
+    auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), p.ip.begin());
+  } else {
+    auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return from_asio(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
+    auto b = v6.to_bytes();
+    std::copy(b.begin(), b.end(), p.ip.begin());
+  }
+  return p;
+}
+
+bool bind_to_device(int fd, const std::string& name) {
+  sys::CapabilityRaise raw(CAP_NET_RAW);
+  return ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                      static_cast<socklen_t>(name.size() + 1)) == 0;
+}
+
+std::string describe(const std::string& iface, const PeerAddress& peer) {
+  return to_string(peer) + "%" + iface;
+}
+
+}  // namespace
+
+// One TCP connection, accepted or opened by us. Reads are always running, so
+// a peer's close or reset is noticed at once; writes pull packets from the
+// queued transaction only when the previous one has left.
+class TcpTransport::Connection : public std::enable_shared_from_this<TcpTransport::Connection> {
+ public:
+  enum class Kind { Inbound, Push, Request };
+
+  Connection(TcpTransport& t, ConnectionId id, Kind kind, std::string iface, PeerAddress peer,
+             Mac mac, asio::ip::tcp::socket sock)
+      : t_(t),
+        id_(id),
+        kind_(kind),
+        iface_(std::move(iface)),
+        peer_(peer),
+        mac_(mac),
+        sock_(std::move(sock)),
+        opened_(Clock::now()),
+        last_activity_(opened_) {
+    connecting_ = kind != Kind::Inbound;
+  }
+
+  ConnectionId id() const { return id_; }
+  Kind kind() const { return kind_; }
+  const std::string& iface() const { return iface_; }
+  const PeerAddress& peer() const { return peer_; }
+  bool closed() const { return closed_; }
+
+  // --- outbound
+  void connect(const asio::ip::tcp::endpoint& to, const PeerAddress& own, unsigned scope) {
+    connect_deadline_ = Clock::now() + t_.limits_.connect_timeout;
+    asio::error_code ec;
+    sock_.open(to.protocol(), ec);
+    if (ec || !bind_to_device(sock_.native_handle(), iface_)) {
+      fail("can't open socket: " + (ec ? ec.message() : std::string(std::strerror(errno))));
+      return;
+    }
+    // The peer learns our MAC from the source address; make it our own.
+    sock_.bind(asio::ip::tcp::endpoint(to_asio(own, scope), 0), ec);
+    if (ec) {
+      fail("can't bind: " + ec.message());
+      return;
+    }
+    auto self = shared_from_this();
+    sock_.async_connect(to, [self](const asio::error_code& ec) {
+      if (self->closed_) return;
+      self->connecting_ = false;
+      if (ec) {
+        self->fail("connect: " + ec.message());
+        return;
+      }
+      ++self->t_.stats_.connected;
+      self->last_activity_ = Clock::now();
+      log_verbose("tcp " + std::to_string(self->id_) + ": connected to " +
+                  describe(self->iface_, self->peer_));
+      asio::error_code ignore;
+      self->sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
+      self->read();
+      self->pump();
+    });
+  }
+
+  void send_transaction(wire::PushEncoder tx, bool finish_after) {
+    original_ = tx.restarted();
+    job_ = std::move(tx);
+    finish_after_ = finish_after;
+    if (!connecting_) pump();
+  }
+
+  void send_request(const wire::Request& req) {
+    request_ = req;
+    out_ = wire::encode(req);
+    if (!connecting_) pump();
+  }
+
+  // --- inbound
+  void start_inbound() {
+    asio::error_code ignore;
+    sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
+    read();
+  }
+
+  // Closes without falling back (a peer misbehaved, or we are shutting down).
+  void close(const std::string& why) {
+    if (closed_) return;
+    closed_ = true;
+    asio::error_code ec;
+    sock_.shutdown(asio::socket_base::shutdown_both, ec);
+    sock_.close(ec);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_);
+    log_verbose("tcp " + std::to_string(id_) + ": closed (" + why + ") " +
+                describe(iface_, peer_) + ", " + std::to_string(bytes_in_) + " bytes in, " +
+                std::to_string(bytes_out_) + " bytes out, " + std::to_string(ms.count()) + " ms");
+    t_.forget(id_);
+  }
+
+  // Ends the connection; unless what it had to send was delivered, the same
+  // goes by UDP and the peer is taken to speak no TCP for a while.
+  void fail(const std::string& why) {
+    if (closed_) return;
+    ++t_.stats_.failed;
+    auto self = shared_from_this();
+    bool push_undelivered = kind_ == Kind::Push && original_ && !job_done_;
+    bool request_unanswered = kind_ == Kind::Request && request_ && bytes_in_ == 0;
+    close(why);
+    if (push_undelivered || request_unanswered) {
+      ++t_.stats_.fallbacks;
+      t_.mark_udp_only(iface_, peer_, why);
+      Route r{iface_, peer_, mac_, 0};
+      log_verbose("tcp " + std::to_string(id_) + ": falling back to UDP for " +
+                  describe(iface_, peer_));
+      if (push_undelivered) t_.cb_.push_by_udp(r, original_->restarted());
+      if (request_unanswered) t_.cb_.request_by_udp(r, *request_);
+    }
+  }
+
+  // Called by the sweep timer.
+  void check(TimePoint now) {
+    if (closed_) return;
+    if (connecting_) {
+      if (now >= connect_deadline_) fail("no answer within the connect timeout");
+      return;
+    }
+    if (reader_.mid_packet() && now - partial_since_ >= t_.limits_.partial_timeout) {
+      close("packet started " + std::to_string(reader_.buffered()) + " bytes ago never finished");
+      return;
+    }
+    if (writing_ && now - last_write_progress_ >= t_.limits_.stall_timeout) {
+      fail("peer stopped reading");
+      return;
+    }
+    if (now - last_activity_ >= t_.limits_.idle_timeout) close("idle");
+  }
+
+ private:
+  void read() {
+    auto self = shared_from_this();
+    sock_.async_read_some(asio::buffer(rx_), [self](const asio::error_code& ec, std::size_t n) {
+      self->on_read(ec, n);
+    });
+  }
+
+  void on_read(const asio::error_code& ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) {
+      if (ec == asio::error::eof) {
+        peer_done_ = true;
+        if (reader_.mid_packet()) {
+          close("stream ended inside a packet");
+        } else if (kind_ == Kind::Inbound && (writing_ || job_ || !out_.empty())) {
+          // The peer half-closed after its request; finish the answer first.
+        } else if (kind_ == Kind::Push && !job_done_) {
+          fail("peer closed before the transaction was sent");
+        } else if (kind_ == Kind::Request && bytes_in_ == 0) {
+          fail("peer closed without answering");
+        } else {
+          close("peer closed");
+        }
+      } else {
+        fail("read: " + ec.message());
+      }
+      return;
+    }
+    bytes_in_ += n;
+    t_.stats_.bytes_in += n;
+    last_activity_ = Clock::now();
+    bool was_mid = reader_.mid_packet();
+    auto self = shared_from_this();
+    Route from{iface_, peer_, mac_, id_};
+    bool ok = reader_.feed(std::span<const std::uint8_t>(rx_.data(), n),
+                           [&](std::span<const std::uint8_t> packet) {
+                             if (!closed_) t_.cb_.deliver(from, packet);
+                           });
+    if (closed_) return;
+    if (!ok) {
+      log_error("tcp " + std::to_string(id_) + " from " + describe(iface_, peer_) + ": " +
+                reader_.error());
+      close("bad stream: " + reader_.error());
+      return;
+    }
+    if (reader_.mid_packet() && (!was_mid || n == 0)) partial_since_ = last_activity_;
+    if (!reader_.mid_packet()) partial_since_ = {};
+    read();
+  }
+
+  void pump() {
+    if (closed_ || writing_ || connecting_) return;
+    if (out_.empty() && job_ && !job_->next(out_)) {
+      job_.reset();
+      job_done_ = true;
+    }
+    if (out_.empty()) {
+      if (job_done_ || (kind_ == Kind::Request && request_sent_)) on_all_sent();
+      return;
+    }
+    writing_ = true;
+    last_write_progress_ = Clock::now();
+    sending_.swap(out_);
+    auto self = shared_from_this();
+    asio::async_write(sock_, asio::buffer(sending_),
+                      [self](const asio::error_code& ec, std::size_t n) {
+                        self->writing_ = false;
+                        if (self->closed_) return;
+                        if (ec) {
+                          self->fail("write: " + ec.message());
+                          return;
+                        }
+                        self->bytes_out_ += n;
+                        self->t_.stats_.bytes_out += n;
+                        self->last_activity_ = self->last_write_progress_ = Clock::now();
+                        self->sending_.clear();
+                        if (self->kind_ == Kind::Request) self->request_sent_ = true;
+                        self->pump();
+                      });
+  }
+
+  void on_all_sent() {
+    if (all_sent_) return;
+    all_sent_ = true;
+    if (kind_ == Kind::Request) return;  // now wait for the answer
+    if (kind_ == Kind::Inbound) {
+      // An answer goes out once; the connection ends with it.
+      if (finish_after_) close("reply sent");
+      return;
+    }
+    // A push: tell the peer we are done and wait for its close, so that
+    // nothing of ours is cut off by an early reset.
+    asio::error_code ec;
+    sock_.shutdown(asio::socket_base::shutdown_send, ec);
+    if (peer_done_) close("push sent");
+  }
+
+  TcpTransport& t_;
+  ConnectionId id_;
+  Kind kind_;
+  std::string iface_;
+  PeerAddress peer_;
+  Mac mac_;
+  asio::ip::tcp::socket sock_;
+  wire::StreamReader reader_;
+  std::array<std::uint8_t, 16384> rx_{};
+  std::vector<std::uint8_t> out_;      // next packet to write
+  std::vector<std::uint8_t> sending_;  // packet being written
+  std::optional<wire::PushEncoder> job_;
+  std::optional<wire::PushEncoder> original_;
+  std::optional<wire::Request> request_;
+  bool finish_after_ = false;
+  bool job_done_ = false;
+  bool all_sent_ = false;
+  bool request_sent_ = false;
+  bool writing_ = false;
+  bool connecting_ = false;
+  bool peer_done_ = false;
+  bool closed_ = false;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  TimePoint opened_, last_activity_, last_write_progress_{}, partial_since_{}, connect_deadline_{};
+};
+
+TcpTransport::TcpTransport(asio::io_context& io, Callbacks callbacks, TcpLimits limits)
+    : io_(io), cb_(std::move(callbacks)), limits_(limits), sweep_timer_(io) {}
+
+TcpTransport::~TcpTransport() { close_all(); }
+
+const TcpInterface* TcpTransport::find_iface(const std::string& name) const {
+  auto it = listeners_.find(name);
+  return it == listeners_.end() ? nullptr : &it->second.iface;
+}
+
+bool TcpTransport::listen(const TcpInterface& iface, std::string& error) {
+  close_interface(iface.name);
+  Listener l{iface, std::make_unique<asio::ip::tcp::acceptor>(io_)};
+  asio::ip::tcp::endpoint ep(to_asio(iface.own, iface.index), wire::kPort);
+  asio::error_code ec;
+  l.acceptor->open(ep.protocol(), ec);
+  if (!ec) l.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && !bind_to_device(l.acceptor->native_handle(), iface.name))
+    ec = asio::error_code(errno, asio::system_category());
+  if (!ec) l.acceptor->bind(ep, ec);
+  if (!ec) l.acceptor->listen(64, ec);
+  if (ec) {
+    error = "tcp: can't listen on " + iface.name + " " + ep.address().to_string() + ": " +
+            ec.message();
+    return false;
+  }
+  auto [it, inserted] = listeners_.emplace(iface.name, std::move(l));
+  accept(it->second);
+  if (!sweeping_) {
+    sweeping_ = true;
+    sweep();
+  }
+  return true;
+}
+
+void TcpTransport::accept(Listener& l) {
+  std::string name = l.iface.name;
+  l.acceptor->async_accept([this, name](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+    auto it = listeners_.find(name);
+    if (ec == asio::error::operation_aborted || it == listeners_.end()) return;
+    if (!ec) on_accepted(it->second, std::move(sock));
+    else log_verbose("tcp: accept on " + name + ": " + ec.message());
+    if (it->second.acceptor->is_open()) accept(it->second);
+  });
+}
+
+void TcpTransport::on_accepted(Listener& l, asio::ip::tcp::socket sock) {
+  asio::error_code ec;
+  auto remote = sock.remote_endpoint(ec);
+  auto refuse = [&](const std::string& why) {
+    ++stats_.refused;
+    log_verbose("tcp: refused connection on " + l.iface.name + ": " + why);
+    asio::error_code ignore;
+    sock.close(ignore);
+  };
+  if (ec) return refuse(ec.message());
+  PeerAddress peer = from_asio(remote.address());
+  if (cb_.is_own_address(peer)) return refuse("from ourselves");
+  if (peer.v4 != l.iface.own.v4) return refuse("wrong address family");
+  if (peer.v4) {
+    if (l.iface.netmask) {
+      auto mask = l.iface.netmask->to_uint();
+      auto a = asio::ip::address_v4({peer.ip[0], peer.ip[1], peer.ip[2], peer.ip[3]}).to_uint();
+      auto o = asio::ip::address_v4({l.iface.own.ip[0], l.iface.own.ip[1], l.iface.own.ip[2],
+                                     l.iface.own.ip[3]})
+                   .to_uint();
+      if ((a & mask) != (o & mask)) return refuse(to_string(peer) + " is not on the link's subnet");
+    }
+  }
+  auto mac = cb_.peer_mac(l.iface.name, peer);
+  if (!mac) return refuse(to_string(peer) + " has no usable MAC (not EUI-64 / not in ARP table)");
+  if (count(l.iface.name, nullptr) >= limits_.max_per_interface)
+    return refuse("interface connection limit " + std::to_string(limits_.max_per_interface));
+  if (count(l.iface.name, &peer) >= limits_.max_per_peer)
+    return refuse(to_string(peer) + " reached the per-peer limit " +
+                  std::to_string(limits_.max_per_peer));
+  ++stats_.accepted;
+  ConnectionId id = next_id_++;
+  auto c = std::make_shared<Connection>(*this, id, Connection::Kind::Inbound, l.iface.name, peer,
+                                        *mac, std::move(sock));
+  connections_.emplace(id, c);
+  log_verbose("tcp " + std::to_string(id) + ": accepted " + describe(l.iface.name, peer));
+  c->start_inbound();
+}
+
+std::size_t TcpTransport::count(const std::string& iface, const PeerAddress* peer) const {
+  std::size_t n = 0;
+  for (const auto& [id, c] : connections_)
+    if (c->iface() == iface && (!peer || c->peer() == *peer)) ++n;
+  return n;
+}
+
+void TcpTransport::forget(ConnectionId id) {
+  // Keep the object alive until the current handler has returned.
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  auto keep = it->second;
+  connections_.erase(it);
+  asio::post(io_, [keep] {});
+}
+
+void TcpTransport::close_interface(const std::string& iface) {
+  auto it = listeners_.find(iface);
+  if (it != listeners_.end()) {
+    asio::error_code ec;
+    it->second.acceptor->close(ec);
+    listeners_.erase(it);
+  }
+  std::vector<std::shared_ptr<Connection>> doomed;
+  for (auto& [id, c] : connections_)
+    if (c->iface() == iface) doomed.push_back(c);
+  for (auto& c : doomed) c->close("interface closed");
+}
+
+void TcpTransport::close_all() {
+  std::vector<std::string> names;
+  for (auto& [n, l] : listeners_) names.push_back(n);
+  for (auto& n : names) close_interface(n);
+  std::vector<std::shared_ptr<Connection>> rest;
+  for (auto& [id, c] : connections_) rest.push_back(c);
+  for (auto& c : rest) c->close("shutdown");
+  sweep_timer_.cancel();
+  sweeping_ = false;
+}
+
+void TcpTransport::mark_udp_only(const std::string& iface, const PeerAddress& peer,
+                                 const std::string& why) {
+  udp_only_until_[{iface, peer}] = Clock::now() + limits_.udp_only_for;
+  log_verbose("tcp: " + describe(iface, peer) + " treated as UDP-only for " +
+              std::to_string(limits_.udp_only_for.count()) + " s (" + why + ")");
+}
+
+bool TcpTransport::udp_only(const std::string& iface, const PeerAddress& peer) const {
+  auto it = udp_only_until_.find({iface, peer});
+  return it != udp_only_until_.end() && Clock::now() < it->second;
+}
+
+bool TcpTransport::push_in_flight(const std::string& iface, const PeerAddress& peer) const {
+  for (const auto& [id, c] : connections_)
+    if (c->kind() == Connection::Kind::Push && c->iface() == iface && c->peer() == peer)
+      return true;
+  return false;
+}
+
+void TcpTransport::push(const Route& to, wire::PushEncoder transaction) {
+  const TcpInterface* iface = find_iface(to.iface);
+  if (!iface) {
+    cb_.push_by_udp(to, std::move(transaction));
+    return;
+  }
+  ConnectionId id = next_id_++;
+  auto c = std::make_shared<Connection>(*this, id, Connection::Kind::Push, to.iface, to.addr,
+                                        to.mac, asio::ip::tcp::socket(io_));
+  connections_.emplace(id, c);
+  log_verbose("tcp " + std::to_string(id) + ": push of " +
+              std::to_string(transaction.total_size()) + " bytes to " +
+              describe(to.iface, to.addr));
+  c->send_transaction(std::move(transaction), false);
+  c->connect(asio::ip::tcp::endpoint(to_asio(to.addr, iface->index), wire::kPort), iface->own,
+             iface->index);
+}
+
+void TcpTransport::request(const Route& to, const wire::Request& request) {
+  const TcpInterface* iface = find_iface(to.iface);
+  if (!iface) {
+    cb_.request_by_udp(to, request);
+    return;
+  }
+  ConnectionId id = next_id_++;
+  auto c = std::make_shared<Connection>(*this, id, Connection::Kind::Request, to.iface, to.addr,
+                                        to.mac, asio::ip::tcp::socket(io_));
+  connections_.emplace(id, c);
+  log_verbose("tcp " + std::to_string(id) + ": request for type " +
+              std::to_string(request.requested_type) + " to " + describe(to.iface, to.addr));
+  c->send_request(request);
+  c->connect(asio::ip::tcp::endpoint(to_asio(to.addr, iface->index), wire::kPort), iface->own,
+             iface->index);
+}
+
+bool TcpTransport::reply(ConnectionId conn, wire::PushEncoder transaction) {
+  auto it = connections_.find(conn);
+  if (it == connections_.end()) return false;
+  auto c = it->second;
+  c->send_transaction(std::move(transaction), true);
+  return true;
+}
+
+void TcpTransport::sweep() {
+  auto now = Clock::now();
+  std::vector<std::shared_ptr<Connection>> all;
+  for (auto& [id, c] : connections_) all.push_back(c);
+  for (auto& c : all) c->check(now);
+  for (auto it = udp_only_until_.begin(); it != udp_only_until_.end();)
+    it = now >= it->second ? udp_only_until_.erase(it) : std::next(it);
+  sweep_timer_.expires_after(std::chrono::milliseconds(250));
+  sweep_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) sweep();
+  });
+}
+
+}  // namespace alfred::net

@@ -1,0 +1,110 @@
+#pragma once
+// Server-to-server TCP. Every interface listens on port 16962; with -t the
+// daemon sends large pushes and its forwarded requests over TCP. A stream
+// carries ordinary alfred packets back to back. Transactions are encoded from
+// a shared snapshot one packet at a time as the socket drains, so a connection
+// holds about two packets (one arriving, one leaving) whatever the data size.
+// When a peer refuses, resets or does not answer, the same transaction goes by
+// UDP and the peer is remembered as UDP-only for a while.
+#include <asio.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "engine/route.hpp"
+#include "store/record.hpp"
+#include "wire/packet.hpp"
+#include "wire/push_encoder.hpp"
+
+namespace alfred::net {
+
+struct TcpLimits {
+  std::size_t max_per_interface = 128;  // connections, both directions
+  std::size_t max_per_peer = 8;
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds idle_timeout{30000};     // nothing moved either way
+  std::chrono::milliseconds partial_timeout{10000};  // a packet begun but not finished
+  std::chrono::milliseconds stall_timeout{10000};    // data to send, peer not reading
+  std::chrono::seconds udp_only_for{300};
+};
+
+struct TcpInterface {
+  std::string name;
+  unsigned index = 0;
+  PeerAddress own;
+  std::optional<asio::ip::address_v4> netmask;  // IPv4 mode
+};
+
+class TcpTransport {
+ public:
+  struct Callbacks {
+    // A packet cut from a stream; `from.stream` names the connection.
+    std::function<void(const Route& from, std::span<const std::uint8_t> packet)> deliver;
+    std::function<void(const Route& to, wire::PushEncoder transaction)> push_by_udp;
+    std::function<void(const Route& to, const wire::Request& request)> request_by_udp;
+    // MAC of an accepted peer (EUI-64 or neighbour table); nullopt refuses it.
+    std::function<std::optional<Mac>(const std::string& iface, const PeerAddress& peer)> peer_mac;
+    std::function<bool(const PeerAddress& addr)> is_own_address;
+  };
+
+  struct Stats {
+    std::uint64_t accepted = 0, refused = 0, connected = 0, failed = 0, fallbacks = 0;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+  };
+
+  TcpTransport(asio::io_context& io, Callbacks callbacks, TcpLimits limits);
+  ~TcpTransport();
+  TcpTransport(const TcpTransport&) = delete;
+  TcpTransport& operator=(const TcpTransport&) = delete;
+
+  bool listen(const TcpInterface& iface, std::string& error);
+  // Stops listening on the interface and closes its connections.
+  void close_interface(const std::string& iface);
+  void close_all();
+
+  bool udp_only(const std::string& iface, const PeerAddress& peer) const;
+  // True while a push to this peer is still being streamed.
+  bool push_in_flight(const std::string& iface, const PeerAddress& peer) const;
+
+  void push(const Route& to, wire::PushEncoder transaction);
+  void request(const Route& to, const wire::Request& request);
+  // The answer to a request that came on stream `conn`; false if it is gone.
+  bool reply(ConnectionId conn, wire::PushEncoder transaction);
+
+  std::size_t connection_count() const { return connections_.size(); }
+  std::size_t listener_count() const { return listeners_.size(); }
+  const Stats& stats() const { return stats_; }
+
+ private:
+  class Connection;
+  friend class Connection;
+  struct Listener {
+    TcpInterface iface;
+    std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+  };
+
+  void accept(Listener& l);
+  void on_accepted(Listener& l, asio::ip::tcp::socket sock);
+  void forget(ConnectionId id);
+  void mark_udp_only(const std::string& iface, const PeerAddress& peer, const std::string& why);
+  void sweep();
+  std::size_t count(const std::string& iface, const PeerAddress* peer) const;
+  const TcpInterface* find_iface(const std::string& name) const;
+
+  asio::io_context& io_;
+  Callbacks cb_;
+  TcpLimits limits_;
+  std::map<std::string, Listener> listeners_;
+  std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
+  std::map<std::pair<std::string, PeerAddress>, TimePoint> udp_only_until_;
+  ConnectionId next_id_ = 1;
+  asio::steady_timer sweep_timer_;
+  bool sweeping_ = false;
+  Stats stats_;
+};
+
+}  // namespace alfred::net
