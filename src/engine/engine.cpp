@@ -323,7 +323,7 @@ void Engine::on_sync_tick(TimePoint now) {
         // One snapshot serves every primary; the records are shared, not copied.
         if (!snap) snap = std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand));
         if (snap->empty()) break;
-        fx_.send_push(Route{i.name, s.addr, mac, 0}, wire::PushEncoder(snap, random_id_(), false),
+        fx_.send_push(Route{i.name, s.addr, mac, 0}, wire::PushEncoder::shared(snap, random_id_(), false),
                       PushKind::Sync);
       }
     }

@@ -5,10 +5,15 @@ namespace alfred::wire {
 PushEncoder::PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
                          std::size_t max_packet)
     : PushEncoder(std::make_shared<const Snapshot>(std::move(records)), tx_id, always_txend,
-                  max_packet) {}
+                  max_packet, 0) {}
+
+PushEncoder PushEncoder::shared(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id,
+                                bool always_txend, std::size_t max_packet) {
+  return PushEncoder(std::move(records), tx_id, always_txend, max_packet, 0);
+}
 
 PushEncoder::PushEncoder(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id,
-                         bool always_txend, std::size_t max_packet)
+                         bool always_txend, std::size_t max_packet, int)
     : records_(std::move(records)),
       tx_id_(tx_id),
       always_txend_(always_txend),

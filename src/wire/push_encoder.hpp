@@ -19,8 +19,8 @@ class PushEncoder {
   PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
               std::size_t max_packet = kMaxPacket);
   // Several transactions (one per peer) may share one snapshot.
-  PushEncoder(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id, bool always_txend,
-              std::size_t max_packet = kMaxPacket);
+  static PushEncoder shared(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id,
+                            bool always_txend, std::size_t max_packet = kMaxPacket);
 
   // Replaces `out` with the next packet; false when the transaction is done.
   bool next(std::vector<std::uint8_t>& out);
@@ -35,9 +35,11 @@ class PushEncoder {
   // Bytes of the whole transaction, as encoded_size() counts them.
   std::size_t total_size() const { return encoded_size(*records_, always_txend_, max_packet_); }
   // The same transaction from its first packet again (for a retry on another transport).
-  PushEncoder restarted() const { return PushEncoder(records_, tx_id_, always_txend_, max_packet_); }
+  PushEncoder restarted() const { return shared(records_, tx_id_, always_txend_, max_packet_); }
 
  private:
+  PushEncoder(std::shared_ptr<const Snapshot> records, std::uint16_t tx_id, bool always_txend,
+              std::size_t max_packet, int);
   std::shared_ptr<const Snapshot> records_;
   std::size_t index_ = 0;
   std::uint16_t tx_id_;

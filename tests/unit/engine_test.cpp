@@ -1,0 +1,393 @@
+// The protocol engine against recorded effects and a virtual clock.
+#include "engine/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fake_effects.hpp"
+
+namespace alfred {
+namespace {
+
+using namespace std::chrono_literals;
+using test::addr_of;
+using test::mac_of;
+using test::route_of;
+
+const TimePoint T0 = TimePoint{} + 1000s;
+
+std::vector<std::uint8_t> bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+wire::PushData client_push(std::uint8_t type, std::string_view data, Mac source = Mac{},
+                           std::uint8_t version = 0) {
+  static std::vector<std::vector<std::uint8_t>> keep;  // views must outlive the call
+  keep.push_back(bytes(data));
+  wire::PushData p;
+  p.records.push_back(wire::RecordView{source, type, version, keep.back()});
+  return p;
+}
+
+std::vector<std::uint8_t> push_packet(std::uint16_t id, std::uint16_t seqno,
+                                      std::vector<Record> records) {
+  std::vector<std::uint8_t> out;
+  wire::encode_push_header(out, id, seqno);
+  for (auto& r : records) wire::append_record(out, r.source, r.type, r.version, r.data);
+  wire::finish_tlv(out, 0);
+  return out;
+}
+
+struct EngineFixture : ::testing::Test {
+  test::FakeEffects fx;
+  test::FakeTq tq;
+  std::uint16_t next_id = 100;
+  std::unique_ptr<Engine> engine;
+  Mac own = mac_of(1);
+
+  void make(wire::Mode mode, std::vector<std::string> ifaces = {"mesh0"}, std::string bat = "none",
+            bool cmd = false, TransactionLimits limits = {}) {
+    EngineConfig c;
+    c.mode = mode;
+    c.interfaces = ifaces;
+    c.bat_iface = bat;
+    c.update_command = cmd;
+    c.limits = limits;
+    engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+    for (auto& i : ifaces) engine->interface_up(i, own, addr_of(own));
+  }
+  void packet(int from, const std::vector<std::uint8_t>& p, TimePoint now = T0) {
+    engine->on_packet(route_of(from), p, now);
+  }
+  void announce(int from, TimePoint now = T0) { packet(from, wire::encode(wire::AnnouncePrimary{}), now); }
+  void txend(int from, std::uint16_t id, std::uint16_t count, TimePoint now = T0) {
+    packet(from, wire::encode(wire::TxEnd{id, count}), now);
+  }
+  std::string data_of(const Mac& m, std::uint8_t type) {
+    const Record* r = engine->store().find(m, type);
+    return r ? std::string(r->data.begin(), r->data.end()) : "<none>";
+  }
+};
+
+TEST_F(EngineFixture, PrimaryAppliesTransactionOnlyWhenComplete) {
+  make(wire::Mode::Primary);
+  packet(2, push_packet(7, 0, {{mac_of(2), 64, 0, bytes("a")}}));
+  packet(2, push_packet(7, 1, {{mac_of(3), 64, 0, bytes("b")}}));
+  EXPECT_EQ(engine->store().size(), 0u);
+  txend(2, 7, 2);
+  EXPECT_EQ(data_of(mac_of(2), 64), "a");
+  EXPECT_EQ(data_of(mac_of(3), 64), "b");
+  EXPECT_EQ(engine->store().source_of(mac_of(2), 64), Source::FirstHand);
+  EXPECT_EQ(engine->store().source_of(mac_of(3), 64), Source::Synced);
+  EXPECT_EQ(engine->transactions().size(), 0u);
+  ASSERT_EQ(fx.events.size(), 2u);
+}
+
+TEST_F(EngineFixture, TxEndBeforeDataAndDuplicates) {
+  make(wire::Mode::Primary);
+  txend(2, 9, 2);
+  auto p0 = push_packet(9, 0, {{mac_of(2), 64, 0, bytes("x")}});
+  packet(2, p0);
+  packet(2, p0);  // duplicated frame: still one of two
+  EXPECT_EQ(engine->store().size(), 0u);
+  packet(2, push_packet(9, 1, {{mac_of(2), 65, 0, bytes("y")}}));
+  EXPECT_EQ(engine->store().size(), 2u);
+}
+
+TEST_F(EngineFixture, ZeroPacketTxEndForUnknownTransactionIgnored) {
+  make(wire::Mode::Primary);
+  txend(2, 11, 0);
+  EXPECT_EQ(engine->transactions().size(), 0u);
+}
+
+TEST_F(EngineFixture, IncompleteTransactionDroppedAfterTimeout) {
+  make(wire::Mode::Primary);
+  packet(2, push_packet(5, 0, {{mac_of(2), 64, 0, bytes("x")}}));
+  txend(2, 5, 2);
+  ASSERT_EQ(engine->transactions().size(), 1u);
+  ASSERT_EQ(engine->next_deadline(), T0 + 10s);
+  engine->on_timer(T0 + 9s);
+  EXPECT_EQ(engine->transactions().size(), 1u);
+  engine->on_timer(T0 + 10s);
+  EXPECT_EQ(engine->transactions().size(), 0u);
+  // The missing packet arriving late starts a new, incomplete transaction.
+  packet(2, push_packet(5, 1, {{mac_of(2), 65, 0, bytes("y")}}), T0 + 11s);
+  EXPECT_EQ(engine->store().size(), 0u);
+}
+
+TEST_F(EngineFixture, SecondaryDropsUnsolicitedPush) {
+  make(wire::Mode::Secondary);
+  packet(2, push_packet(5, 0, {{mac_of(2), 64, 0, bytes("x")}}));
+  txend(2, 5, 1);
+  EXPECT_EQ(engine->store().size(), 0u);
+  EXPECT_EQ(engine->transactions().size(), 0u);
+}
+
+TEST_F(EngineFixture, LocalDataNeverOverwrittenFromNetwork) {
+  make(wire::Mode::Primary);
+  ASSERT_TRUE(engine->ipc_set_data(client_push(64, "mine"), T0));
+  packet(2, push_packet(1, 0, {{own, 64, 0, bytes("theirs")}}));
+  txend(2, 1, 1);
+  EXPECT_EQ(data_of(own, 64), "mine");
+  EXPECT_EQ(engine->store().source_of(own, 64), Source::Local);
+}
+
+TEST_F(EngineFixture, SetDataSourceRules) {
+  make(wire::Mode::Secondary);
+  // Zero source: filled with the interface MAC.
+  ASSERT_TRUE(engine->ipc_set_data(client_push(64, "a"), T0));
+  EXPECT_EQ(data_of(own, 64), "a");
+  // A secondary accepts only its own MAC as an explicit source.
+  EXPECT_FALSE(engine->ipc_set_data(client_push(64, "b", mac_of(9)), T0));
+  EXPECT_TRUE(engine->ipc_set_data(client_push(65, "c", own), T0));
+  // A multicast source is not valid and is replaced.
+  EXPECT_TRUE(engine->ipc_set_data(client_push(66, "d", Mac{1, 2, 3, 4, 5, 6}), T0));
+  EXPECT_EQ(data_of(own, 66), "d");
+  // No record at all is refused.
+  EXPECT_FALSE(engine->ipc_set_data(wire::PushData{}, T0));
+}
+
+TEST_F(EngineFixture, PrimaryMayHoldDataForOtherSources) {
+  make(wire::Mode::Primary);
+  EXPECT_TRUE(engine->ipc_set_data(client_push(64, "b", mac_of(9)), T0));
+  EXPECT_EQ(data_of(mac_of(9), 64), "b");
+}
+
+TEST_F(EngineFixture, InterfacesDisabledNeedPrimaryAndExplicitSource) {
+  EngineConfig c;
+  c.mode = wire::Mode::Secondary;
+  c.interfaces_disabled = true;
+  c.bat_iface = "none";
+  Engine e(c, fx, tq, [] { return std::uint16_t{1}; });
+  EXPECT_FALSE(e.ipc_set_data(client_push(64, "x", mac_of(4)), T0));
+  ASSERT_TRUE(e.ipc_modeswitch({1}));
+  EXPECT_FALSE(e.ipc_set_data(client_push(64, "x"), T0));
+  EXPECT_TRUE(e.ipc_set_data(client_push(64, "x", mac_of(4)), T0));
+}
+
+TEST_F(EngineFixture, SetDataWithoutActiveInterfaceRefused) {
+  make(wire::Mode::Primary);
+  engine->interface_down("mesh0");
+  EXPECT_FALSE(engine->ipc_set_data(client_push(64, "a"), T0));
+}
+
+TEST_F(EngineFixture, EventsOnlyWhenPayloadChanges) {
+  make(wire::Mode::Primary);
+  engine->ipc_set_data(client_push(64, "a"), T0);
+  engine->ipc_set_data(client_push(64, "a"), T0 + 1s);
+  engine->ipc_set_data(client_push(64, "a", {}, 3), T0 + 2s);  // new version only
+  engine->ipc_set_data(client_push(64, "b"), T0 + 3s);
+  ASSERT_EQ(fx.events.size(), 2u);
+  EXPECT_EQ(fx.events[0], std::make_pair(std::uint8_t{64}, own));
+}
+
+TEST_F(EngineFixture, SecondaryPushesLocalDataToBestPrimary) {
+  make(wire::Mode::Secondary);
+  engine->ipc_set_data(client_push(64, "local"), T0);
+  announce(2);
+  announce(3);
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].kind, PushKind::Sync);
+  EXPECT_EQ(fx.pushes[0].packets.size(), 2u);  // data + txend
+  ASSERT_TRUE(engine->best_server());
+  EXPECT_EQ(fx.pushes[0].to.mac, engine->best_server()->mac);
+}
+
+TEST_F(EngineFixture, SecondaryChoosesHighestTq) {
+  make(wire::Mode::Secondary, {"mesh0"}, "bat0");
+  announce(2);
+  announce(3);
+  announce(4);
+  tq.values = {{mac_of(2), 100}, {mac_of(3), 200}, {mac_of(4), 150}};
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_TRUE(engine->best_server());
+  EXPECT_EQ(engine->best_server()->mac, mac_of(3));
+  EXPECT_GE(tq.calls, 1);
+  // A failed query still leaves a primary to talk to.
+  tq.ok = false;
+  tq.values.clear();
+  engine->on_sync_tick(T0 + 2s);
+  EXPECT_TRUE(engine->best_server());
+}
+
+TEST_F(EngineFixture, SecondarySendsNothingWithoutLocalData) {
+  make(wire::Mode::Secondary);
+  announce(2);
+  engine->on_sync_tick(T0 + 1s);
+  EXPECT_TRUE(fx.pushes.empty());
+}
+
+TEST_F(EngineFixture, PrimaryAnnouncesAndSyncsFirstHandOnly) {
+  make(wire::Mode::Primary);
+  engine->ipc_set_data(client_push(64, "local"), T0);
+  // First-hand from a secondary 5, synced data about 6 relayed by primary 3.
+  packet(5, push_packet(1, 0, {{mac_of(5), 64, 0, bytes("fh")}}));
+  txend(5, 1, 1);
+  packet(3, push_packet(2, 0, {{mac_of(6), 64, 0, bytes("synced")}}));
+  txend(3, 2, 1);
+  announce(3);
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_FALSE(fx.sent.empty());
+  EXPECT_TRUE(fx.sent[0].to.addr.multicast);
+  EXPECT_EQ(fx.sent[0].packet, wire::encode(wire::AnnouncePrimary{}));
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].to.mac, mac_of(3));
+  auto d = wire::decode(fx.pushes[0].packets[0]);
+  auto& p = std::get<wire::PushData>(d.packet);
+  std::vector<Mac> sources;
+  for (auto& r : p.records) sources.push_back(r.source);
+  EXPECT_EQ(sources, (std::vector<Mac>{own, mac_of(5)}));
+}
+
+TEST_F(EngineFixture, RequestAnsweredFromStoreWithTxEnd) {
+  make(wire::Mode::Secondary);
+  engine->ipc_set_data(client_push(70, "x"), T0);
+  packet(9, wire::encode(wire::Request{70, 0x1234}));
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].kind, PushKind::Reply);
+  ASSERT_EQ(fx.pushes[0].packets.size(), 2u);
+  auto end = wire::decode(fx.pushes[0].packets[1]);
+  EXPECT_EQ(std::get<wire::TxEnd>(end.packet).tx_id, 0x1234);
+  EXPECT_EQ(std::get<wire::TxEnd>(end.packet).seqno, 1);
+  // An empty answer still closes the transaction.
+  packet(9, wire::encode(wire::Request{71, 0x99}));
+  ASSERT_EQ(fx.pushes.size(), 2u);
+  ASSERT_EQ(fx.pushes[1].packets.size(), 1u);
+  EXPECT_EQ(std::get<wire::TxEnd>(wire::decode(fx.pushes[1].packets[0]).packet).seqno, 0);
+}
+
+TEST_F(EngineFixture, ClientRequestOnPrimaryAnsweredLocally) {
+  make(wire::Mode::Primary);
+  engine->ipc_set_data(client_push(64, "x"), T0);
+  engine->ipc_request(77, wire::Request{64, 5}, T0);
+  ASSERT_EQ(fx.replies.size(), 1u);
+  EXPECT_FALSE(fx.replies[0].error);
+  EXPECT_EQ(fx.replies[0].records.size(), 1u);
+  EXPECT_TRUE(fx.requests.empty());
+}
+
+TEST_F(EngineFixture, SecondaryForwardsRequestAndAnswersWhenComplete) {
+  make(wire::Mode::Secondary);
+  announce(2);
+  engine->on_sync_tick(T0 + 1s);
+  engine->ipc_request(42, wire::Request{64, 0x0505}, T0 + 2s);
+  ASSERT_EQ(fx.requests.size(), 1u);
+  EXPECT_EQ(fx.requests[0].first.mac, mac_of(2));
+  EXPECT_TRUE(fx.replies.empty());
+  packet(2, push_packet(0x0505, 0, {{mac_of(7), 64, 0, bytes("remote")}}), T0 + 2s);
+  txend(2, 0x0505, 1, T0 + 2s);
+  ASSERT_EQ(fx.replies.size(), 1u);
+  EXPECT_EQ(fx.replies[0].client, 42u);
+  ASSERT_EQ(fx.replies[0].records.size(), 1u);
+  EXPECT_EQ(fx.replies[0].records[0]->source, mac_of(7));
+}
+
+TEST_F(EngineFixture, ForwardedRequestTimesOutWithErrorAtTenSeconds) {
+  make(wire::Mode::Secondary);
+  announce(2);
+  engine->on_sync_tick(T0 + 1s);
+  engine->ipc_request(42, wire::Request{64, 3}, T0 + 2s);
+  ASSERT_EQ(engine->next_deadline(), T0 + 12s);
+  engine->on_timer(T0 + 11s);
+  EXPECT_TRUE(fx.replies.empty());
+  engine->on_timer(T0 + 12s);
+  ASSERT_EQ(fx.replies.size(), 1u);
+  EXPECT_TRUE(fx.replies[0].error);
+  EXPECT_EQ(fx.replies[0].tx_id, 3);
+}
+
+TEST_F(EngineFixture, RequestWithZeroRecordsCompletesOnTxEnd) {
+  make(wire::Mode::Secondary);
+  announce(2);
+  engine->on_sync_tick(T0 + 1s);
+  engine->ipc_request(1, wire::Request{99, 8}, T0 + 1s);
+  txend(2, 8, 0, T0 + 1s);
+  ASSERT_EQ(fx.replies.size(), 1u);
+  EXPECT_FALSE(fx.replies[0].error);
+}
+
+TEST_F(EngineFixture, ServersForgottenAfterSixtySeconds) {
+  make(wire::Mode::Secondary);
+  announce(2);
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_TRUE(engine->best_server());
+  engine->on_sync_tick(T0 + 59s);
+  EXPECT_TRUE(engine->best_server());
+  engine->on_sync_tick(T0 + 60s);
+  EXPECT_FALSE(engine->best_server());
+  EXPECT_TRUE(engine->servers().empty());
+}
+
+TEST_F(EngineFixture, RecordsExpireAfterSixHundredSecondsAndRunCommand) {
+  make(wire::Mode::Primary, {"mesh0"}, "none", true);
+  packet(2, push_packet(1, 0, {{mac_of(2), 80, 0, bytes("x")}}));
+  txend(2, 1, 1);
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_EQ(fx.commands.size(), 1u);
+  EXPECT_TRUE(fx.commands[0][80]);
+  EXPECT_EQ(fx.commands[0].count(), 1u);
+  engine->on_sync_tick(T0 + 599s);
+  EXPECT_EQ(engine->store().size(), 1u);
+  EXPECT_EQ(fx.commands.size(), 1u);  // nothing changed in between
+  engine->on_sync_tick(T0 + 600s);
+  EXPECT_EQ(engine->store().size(), 0u);
+  ASSERT_EQ(fx.commands.size(), 2u);
+  EXPECT_TRUE(fx.commands[1][80]);
+}
+
+TEST_F(EngineFixture, ModeSwitchRules) {
+  make(wire::Mode::Primary, {"a", "b"});
+  EXPECT_FALSE(engine->ipc_modeswitch({0}));  // secondary needs exactly one interface
+  EXPECT_EQ(engine->mode(), wire::Mode::Primary);
+  EXPECT_FALSE(engine->ipc_modeswitch({7}));
+  ASSERT_TRUE(engine->ipc_change_interface("a"));
+  EXPECT_TRUE(engine->ipc_modeswitch({0}));
+  EXPECT_EQ(engine->mode(), wire::Mode::Secondary);
+  EXPECT_TRUE(engine->ipc_modeswitch({1}));
+  EXPECT_EQ(engine->mode(), wire::Mode::Primary);
+}
+
+TEST_F(EngineFixture, ChangeInterfaceRulesAndStatus) {
+  make(wire::Mode::Secondary);
+  EXPECT_FALSE(engine->ipc_change_interface("a,b"));
+  EXPECT_TRUE(fx.reconfigured.empty());
+  ASSERT_TRUE(engine->ipc_modeswitch({1}));
+  ASSERT_TRUE(engine->ipc_change_interface("a,b,a"));
+  ASSERT_EQ(fx.reconfigured.size(), 1u);
+  EXPECT_EQ(fx.reconfigured[0], (std::vector<std::string>{"a", "b"}));
+  engine->interface_up("b", own, addr_of(own));
+  engine->ipc_change_bat_iface("bat7");
+  auto st = engine->status();
+  EXPECT_EQ(st.mode, 1);
+  ASSERT_EQ(st.interfaces.size(), 2u);
+  EXPECT_FALSE(st.interfaces[0].active);
+  EXPECT_TRUE(st.interfaces[1].active);
+  EXPECT_EQ(st.bat_iface, "bat7");
+  ASSERT_TRUE(engine->ipc_change_interface("none"));
+  EXPECT_TRUE(engine->status().interfaces.empty());
+}
+
+TEST_F(EngineFixture, MalformedPacketsLoggedAndDropped) {
+  make(wire::Mode::Primary);
+  std::vector<std::uint8_t> junk{0, 0, 0xff, 0xff, 1, 2};
+  packet(2, junk);
+  packet(2, {});
+  packet(2, {42, 0, 0, 0});
+  packet(2, wire::encode(wire::ModeSwitch{1}));  // unix-only message on the network
+  EXPECT_EQ(engine->store().size(), 0u);
+  EXPECT_EQ(engine->mode(), wire::Mode::Primary);
+  EXPECT_GE(fx.logs.size(), 4u);
+}
+
+TEST_F(EngineFixture, TransactionLimitsBoundMemory) {
+  TransactionLimits limits;
+  limits.max_transactions = 3;
+  limits.max_bytes = 1000;
+  make(wire::Mode::Primary, {"mesh0"}, "none", false, limits);
+  for (std::uint16_t id = 0; id < 10; ++id)
+    packet(2, push_packet(id, 0, {{mac_of(2), 64, 0, std::vector<std::uint8_t>(100, 'x')}}));
+  EXPECT_EQ(engine->transactions().size(), 3u);
+  packet(3, push_packet(1, 0, {{mac_of(3), 64, 0, std::vector<std::uint8_t>(900, 'x')}}));
+  EXPECT_LE(engine->transactions().bytes(), 1000u);
+}
+
+}  // namespace
+}  // namespace alfred
