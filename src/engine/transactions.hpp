@@ -37,7 +37,12 @@ class TransactionTable {
     std::uint8_t requested_type = 0;
     std::size_t bytes = 0;
 
-    bool complete() const { return expected && packets.size() == *expected; }
+    // Exactly the packets 0..n-1 that the txend announced. Counting alone (as
+    // upstream does) would take a stray seqno for a missing one.
+    bool complete() const {
+      if (!expected || packets.size() != *expected) return false;
+      return packets.empty() || packets.rbegin()->first == *expected - 1;
+    }
   };
 
   TransactionTable() = default;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "ipc/message_framer.hpp"
 #include "net/log.hpp"
 #include "wire/packet.hpp"
 
@@ -109,12 +110,9 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
       read();  // ignore anything sent after the message, but notice hang-ups
       return;
     }
-    in_.insert(in_.end(), rx_.begin(), rx_.begin() + static_cast<std::ptrdiff_t>(n));
-    wire::TlvHeader h;
-    if (wire::read_tlv_header(in_, h) && in_.size() >= wire::kTlvSize + h.length) {
-      in_.resize(wire::kTlvSize + h.length);
-      std::vector<std::uint8_t> msg = std::move(in_);
-      in_.clear();
+    if (framer_.feed(std::span<const std::uint8_t>(rx_.data(), n))) {
+      std::vector<std::uint8_t> msg(framer_.message().begin(), framer_.message().end());
+      framer_ = MessageFramer{};
       state_ = State::Waiting;  // until the handler says otherwise
       auto self = shared_from_this();
       server_.handler_(id_, msg);
@@ -163,7 +161,7 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   asio::steady_timer timer_;
   State state_ = State::Reading;
   std::array<std::uint8_t, 4096> rx_{};
-  std::vector<std::uint8_t> in_;
+  MessageFramer framer_;
   std::vector<std::uint8_t> out_;
   std::vector<std::uint8_t> sending_;
   bool writing_ = false;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, builds both variants, runs the
+# unit tests (release and ASan+UBSan) and the integration tests, which start
+# real daemons (ours and Debian's alfred) in network namespaces they create.
+# Needs root. Set ALFRED_SKIP_DEPS=1 to skip the apt step on a prepared machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${ALFRED_SKIP_DEPS:-0}" != 1 ]; then
+  scripts/install-deps.sh
+fi
+scripts/build.sh all
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+echo "== unit tests (release)"
+ctest --test-dir build --output-on-failure -j"$(nproc)"
+echo "== unit tests (ASan+UBSan)"
+ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
+
+echo "== integration tests (network namespaces, our daemon and Debian's alfred)"
+export ALFRED_BIN="$PWD/build/alfred"
+export ALFRED_ASAN_BIN="$PWD/build-asan/alfred"
+export DEBIAN_ALFRED=/usr/sbin/alfred
+/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration

@@ -1,0 +1,362 @@
+// The record store: trust levels, change detection, snapshots and expiry.
+#include "store/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace alfred {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+using std::chrono::seconds;
+
+constexpr Mac kA{0x02, 0, 0, 0, 0, 0x0a};
+constexpr Mac kB{0x02, 0, 0, 0, 0, 0x0b};
+constexpr Mac kC{0x02, 0, 0, 0, 0, 0x0c};
+
+TimePoint at(int s) { return TimePoint{} + seconds(s); }
+
+Record rec(const Mac& source, std::uint8_t type, Bytes data, std::uint8_t version = 0) {
+  return Record{source, type, version, std::move(data)};
+}
+
+// (type, source) pairs of a snapshot, to check contents and order at once.
+std::vector<std::pair<int, Mac>> keys(const Snapshot& s) {
+  std::vector<std::pair<int, Mac>> out;
+  for (const auto& r : s) out.emplace_back(r->type, r->source);
+  return out;
+}
+
+// ---- local data ----------------------------------------------------------------------
+
+TEST(StoreLocal, NewRecordIsChanged) {
+  Store st;
+  auto u = st.set_local(rec(kA, 64, {1, 2}), at(0));
+  EXPECT_TRUE(u.applied);
+  EXPECT_TRUE(u.changed);
+  ASSERT_NE(st.find(kA, 64), nullptr);
+  EXPECT_EQ(st.find(kA, 64)->data, (Bytes{1, 2}));
+  EXPECT_EQ(st.source_of(kA, 64), Source::Local);
+  EXPECT_EQ(st.size(), 1u);
+}
+
+TEST(StoreLocal, SamePayloadIsNotAChange) {
+  Store st;
+  st.set_local(rec(kA, 64, {1, 2}), at(0));
+  auto u = st.set_local(rec(kA, 64, {1, 2}), at(1));
+  EXPECT_TRUE(u.applied);
+  EXPECT_FALSE(u.changed);
+}
+
+TEST(StoreLocal, NewPayloadIsAChange) {
+  Store st;
+  st.set_local(rec(kA, 64, {1, 2}), at(0));
+  auto u = st.set_local(rec(kA, 64, {1, 3}), at(1));
+  EXPECT_TRUE(u.applied);
+  EXPECT_TRUE(u.changed);
+  EXPECT_EQ(st.find(kA, 64)->data, (Bytes{1, 3}));
+  // A payload growing from a prefix of the old one is a change too.
+  EXPECT_TRUE(st.set_local(rec(kA, 64, {1, 3, 0}), at(2)).changed);
+  EXPECT_TRUE(st.set_local(rec(kA, 64, {}), at(3)).changed);
+}
+
+TEST(StoreLocal, VersionOnlyChangeIsStoredSilently) {
+  Store st;
+  st.set_local(rec(kA, 64, {1, 2}, 1), at(0));
+  auto u = st.set_local(rec(kA, 64, {1, 2}, 2), at(1));
+  EXPECT_TRUE(u.applied);
+  EXPECT_FALSE(u.changed);
+  EXPECT_EQ(st.find(kA, 64)->version, 2);
+}
+
+TEST(StoreLocal, LocalOverwritesRemote) {
+  Store st;
+  st.apply_remote(rec(kA, 64, {1}), kA, at(0));
+  auto u = st.set_local(rec(kA, 64, {2}), at(1));
+  EXPECT_TRUE(u.applied);
+  EXPECT_TRUE(u.changed);
+  EXPECT_EQ(st.source_of(kA, 64), Source::Local);
+  EXPECT_EQ(st.find(kA, 64)->data, Bytes{2});
+}
+
+TEST(StoreLocal, KeyIsSourceAndType) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(0));
+  st.set_local(rec(kA, 65, {2}), at(0));
+  st.set_local(rec(kB, 64, {3}), at(0));
+  EXPECT_EQ(st.size(), 3u);
+  EXPECT_EQ(st.find(kA, 64)->data, Bytes{1});
+  EXPECT_EQ(st.find(kA, 65)->data, Bytes{2});
+  EXPECT_EQ(st.find(kB, 64)->data, Bytes{3});
+  EXPECT_EQ(st.find(kB, 65), nullptr);
+  EXPECT_FALSE(st.source_of(kB, 65).has_value());
+}
+
+// ---- remote data -----------------------------------------------------------------------
+
+TEST(StoreRemote, NeverOverwritesLocal) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}, 1), at(0));
+  for (const Mac& sender : {kA, kB}) {
+    auto u = st.apply_remote(rec(kA, 64, {9, 9}, 5), sender, at(1));
+    EXPECT_FALSE(u.applied);
+    EXPECT_FALSE(u.changed);
+  }
+  EXPECT_EQ(st.find(kA, 64)->data, Bytes{1});
+  EXPECT_EQ(st.find(kA, 64)->version, 1);
+  EXPECT_EQ(st.source_of(kA, 64), Source::Local);
+  EXPECT_EQ(st.payload_bytes(), 1u);
+}
+
+TEST(StoreRemote, FirstHandWhenTheSourceSentIt) {
+  Store st;
+  auto u = st.apply_remote(rec(kA, 64, {1}), kA, at(0));
+  EXPECT_TRUE(u.applied);
+  EXPECT_TRUE(u.changed);
+  EXPECT_EQ(st.source_of(kA, 64), Source::FirstHand);
+}
+
+TEST(StoreRemote, SyncedWhenRelayed) {
+  Store st;
+  auto u = st.apply_remote(rec(kA, 64, {1}), kB, at(0));
+  EXPECT_TRUE(u.applied);
+  EXPECT_TRUE(u.changed);
+  EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+}
+
+TEST(StoreRemote, LevelFollowsTheLatestSender) {
+  Store st;
+  st.apply_remote(rec(kA, 64, {1}), kB, at(0));
+  EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kA, at(1)).changed);
+  EXPECT_EQ(st.source_of(kA, 64), Source::FirstHand);
+  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kC, at(2)).changed);
+  EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+}
+
+TEST(StoreRemote, ChangeDetection) {
+  Store st;
+  st.apply_remote(rec(kA, 64, {1, 2}, 0), kA, at(0));
+  auto same = st.apply_remote(rec(kA, 64, {1, 2}, 0), kA, at(1));
+  EXPECT_TRUE(same.applied);
+  EXPECT_FALSE(same.changed);
+  auto version = st.apply_remote(rec(kA, 64, {1, 2}, 3), kA, at(2));
+  EXPECT_TRUE(version.applied);
+  EXPECT_FALSE(version.changed);
+  EXPECT_EQ(st.find(kA, 64)->version, 3);
+  auto payload = st.apply_remote(rec(kA, 64, {2, 1}, 3), kB, at(3));
+  EXPECT_TRUE(payload.applied);
+  EXPECT_TRUE(payload.changed);
+  EXPECT_EQ(st.find(kA, 64)->data, (Bytes{2, 1}));
+}
+
+// ---- snapshots ------------------------------------------------------------------------
+
+// A store with one record of each level for types 0, 64 and 255.
+Store mixed_store() {
+  Store st;
+  for (std::uint8_t type : {255, 0, 64}) {
+    st.apply_remote(rec(kC, type, {type}), kA, at(0));  // Synced
+    st.apply_remote(rec(kB, type, {type}), kB, at(0));  // FirstHand
+    st.set_local(rec(kA, type, {type}), at(0));         // Local
+  }
+  return st;
+}
+
+TEST(StoreSnapshot, FilterByLevel) {
+  Store st = mixed_store();
+  EXPECT_EQ(keys(st.snapshot(Source::Local)),
+            (std::vector<std::pair<int, Mac>>{{0, kA}, {64, kA}, {255, kA}}));
+  EXPECT_EQ(keys(st.snapshot(Source::FirstHand)),
+            (std::vector<std::pair<int, Mac>>{
+                {0, kA}, {0, kB}, {64, kA}, {64, kB}, {255, kA}, {255, kB}}));
+  EXPECT_EQ(st.snapshot(Source::Synced).size(), 9u);
+}
+
+TEST(StoreSnapshot, OrderedByTypeThenSource) {
+  Store st = mixed_store();
+  EXPECT_EQ(keys(st.snapshot(Source::Synced)),
+            (std::vector<std::pair<int, Mac>>{{0, kA}, {0, kB}, {0, kC}, {64, kA}, {64, kB},
+                                              {64, kC}, {255, kA}, {255, kB}, {255, kC}}));
+}
+
+TEST(StoreSnapshot, FilterByType) {
+  Store st = mixed_store();
+  EXPECT_EQ(keys(st.snapshot(Source::Synced, 0)),
+            (std::vector<std::pair<int, Mac>>{{0, kA}, {0, kB}, {0, kC}}));
+  EXPECT_EQ(keys(st.snapshot(Source::Synced, 64)),
+            (std::vector<std::pair<int, Mac>>{{64, kA}, {64, kB}, {64, kC}}));
+  EXPECT_EQ(keys(st.snapshot(Source::Synced, 255)),
+            (std::vector<std::pair<int, Mac>>{{255, kA}, {255, kB}, {255, kC}}));
+  EXPECT_TRUE(st.snapshot(Source::Synced, 1).empty());
+  EXPECT_TRUE(st.snapshot(Source::Synced, 63).empty());
+  EXPECT_TRUE(st.snapshot(Source::Synced, 65).empty());
+  EXPECT_TRUE(st.snapshot(Source::Synced, 254).empty());
+}
+
+TEST(StoreSnapshot, FilterByTypeAndLevel) {
+  Store st = mixed_store();
+  EXPECT_EQ(keys(st.snapshot(Source::FirstHand, 255)),
+            (std::vector<std::pair<int, Mac>>{{255, kA}, {255, kB}}));
+  EXPECT_EQ(keys(st.snapshot(Source::Local, 0)), (std::vector<std::pair<int, Mac>>{{0, kA}}));
+}
+
+TEST(StoreSnapshot, SourceOrderIsByteWise) {
+  Store st;
+  const Mac hi{0x02, 0, 0, 0, 0x01, 0x00};
+  const Mac lo{0x02, 0, 0, 0, 0x00, 0xff};
+  const Mac first{0x00, 0xff, 0xff, 0xff, 0xff, 0xff};
+  st.set_local(rec(hi, 64, {}), at(0));
+  st.set_local(rec(lo, 64, {}), at(0));
+  st.set_local(rec(first, 64, {}), at(0));
+  EXPECT_EQ(keys(st.snapshot(Source::Local)),
+            (std::vector<std::pair<int, Mac>>{{64, first}, {64, lo}, {64, hi}}));
+}
+
+TEST(StoreSnapshot, OldSnapshotKeepsOldContent) {
+  Store st;
+  st.set_local(rec(kA, 64, {1, 1}, 1), at(0));
+  st.set_local(rec(kB, 64, {2}), at(0));
+  Snapshot before = st.snapshot(Source::Synced);
+  const Record* old_ptr = before[0].get();
+
+  st.set_local(rec(kA, 64, {7, 7, 7}, 2), at(1));
+  st.set_local(rec(kC, 64, {3}), at(1));
+  st.expire(at(1000));  // everything gone from the store
+
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[0].get(), old_ptr);
+  EXPECT_EQ(before[0]->data, (Bytes{1, 1}));
+  EXPECT_EQ(before[0]->version, 1);
+  EXPECT_EQ(before[1]->data, Bytes{2});
+  EXPECT_EQ(st.size(), 0u);
+}
+
+TEST(StoreSnapshot, NewContentIsANewRecord) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(0));
+  Snapshot before = st.snapshot(Source::Local);
+  st.set_local(rec(kA, 64, {2}), at(1));
+  Snapshot after = st.snapshot(Source::Local);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after[0].get(), before[0].get());
+  EXPECT_EQ(after[0]->data, Bytes{2});
+  EXPECT_EQ(before[0]->data, Bytes{1});
+  EXPECT_EQ(st.find(kA, 64), after[0].get());
+}
+
+TEST(StoreSnapshot, SnapshotsShareUnchangedRecords) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(0));
+  st.apply_remote(rec(kB, 64, {2}), kB, at(0));
+  Snapshot one = st.snapshot(Source::Synced);
+  st.set_local(rec(kA, 64, {1}), at(5));          // refresh, same content
+  st.apply_remote(rec(kB, 64, {2}), kB, at(5));  // refresh, same content
+  Snapshot two = st.snapshot(Source::Synced);
+  ASSERT_EQ(one.size(), 2u);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(one[0].get(), two[0].get());
+  EXPECT_EQ(one[1].get(), two[1].get());
+}
+
+// ---- expiry ------------------------------------------------------------------------------
+
+TEST(StoreExpire, KeptAt599RemovedAt600) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(100));
+  st.apply_remote(rec(kB, 70, {2}), kB, at(100));
+  EXPECT_TRUE(st.expire(at(699)).none());
+  EXPECT_EQ(st.size(), 2u);
+  EXPECT_TRUE(st.expire(at(100) + Store::kRecordTimeout - std::chrono::nanoseconds(1)).none());
+  EXPECT_EQ(st.size(), 2u);
+  auto types = st.expire(at(700));
+  EXPECT_EQ(types.count(), 2u);
+  EXPECT_TRUE(types.test(64));
+  EXPECT_TRUE(types.test(70));
+  EXPECT_EQ(st.size(), 0u);
+  EXPECT_EQ(st.find(kA, 64), nullptr);
+}
+
+TEST(StoreExpire, OnlyStaleRecordsGo) {
+  Store st;
+  st.set_local(rec(kA, 0, {1}), at(0));
+  st.set_local(rec(kB, 0, {1}), at(10));
+  st.set_local(rec(kC, 255, {1}), at(0));
+  auto types = st.expire(at(600));
+  EXPECT_EQ(types.count(), 2u);
+  EXPECT_TRUE(types.test(0));
+  EXPECT_TRUE(types.test(255));
+  EXPECT_EQ(st.size(), 1u);
+  EXPECT_NE(st.find(kB, 0), nullptr);
+  EXPECT_TRUE(st.expire(at(609)).none());
+  EXPECT_TRUE(st.expire(at(610)).test(0));
+  EXPECT_EQ(st.size(), 0u);
+}
+
+TEST(StoreExpire, LaterApplyResetsTheTimer) {
+  Store st;
+  st.apply_remote(rec(kA, 64, {1}), kA, at(0));
+  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kA, at(300)).changed);
+  EXPECT_TRUE(st.expire(at(600)).none()) << "refreshed at 300 s";
+  EXPECT_TRUE(st.expire(at(899)).none());
+  EXPECT_TRUE(st.expire(at(900)).test(64));
+}
+
+TEST(StoreExpire, LaterSetLocalResetsTheTimer) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(0));
+  st.set_local(rec(kA, 64, {1}), at(500));
+  EXPECT_TRUE(st.expire(at(1099)).none());
+  EXPECT_TRUE(st.expire(at(1100)).test(64));
+}
+
+TEST(StoreExpire, RejectedRemoteDoesNotRefreshLocal) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(0));
+  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kA, at(500)).applied);
+  EXPECT_TRUE(st.expire(at(600)).test(64));
+}
+
+TEST(StoreExpire, ExpiredKeyCanComeBackAsNew) {
+  Store st;
+  st.set_local(rec(kA, 64, {1}), at(0));
+  st.expire(at(600));
+  auto u = st.apply_remote(rec(kA, 64, {1}), kB, at(601));
+  EXPECT_TRUE(u.applied);
+  EXPECT_TRUE(u.changed) << "the old record is gone, this one is new";
+  EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+}
+
+// ---- payload accounting ------------------------------------------------------------------
+
+TEST(StorePayloadBytes, Accounting) {
+  Store st;
+  EXPECT_EQ(st.payload_bytes(), 0u);
+  st.set_local(rec(kA, 64, Bytes(10, 1)), at(0));
+  EXPECT_EQ(st.payload_bytes(), 10u);
+  st.apply_remote(rec(kB, 64, Bytes(6, 1)), kB, at(0));
+  EXPECT_EQ(st.payload_bytes(), 16u);
+  st.set_local(rec(kA, 64, Bytes(4, 2)), at(1));  // replaced, shrinks
+  EXPECT_EQ(st.payload_bytes(), 10u);
+  st.apply_remote(rec(kB, 64, Bytes(100, 2)), kC, at(1));  // replaced, grows
+  EXPECT_EQ(st.payload_bytes(), 104u);
+  st.apply_remote(rec(kA, 64, Bytes(50, 3)), kA, at(1));  // refused: local
+  EXPECT_EQ(st.payload_bytes(), 104u);
+  st.set_local(rec(kA, 64, Bytes(4, 2), 9), at(1));  // version only
+  EXPECT_EQ(st.payload_bytes(), 104u);
+  st.set_local(rec(kC, 65, {}), at(2));  // empty record
+  EXPECT_EQ(st.payload_bytes(), 104u);
+  EXPECT_EQ(st.size(), 3u);
+  st.expire(at(601));  // the two written at 0 s and 1 s
+  EXPECT_EQ(st.size(), 1u);
+  EXPECT_EQ(st.payload_bytes(), 0u);
+  st.expire(at(602));
+  EXPECT_EQ(st.size(), 0u);
+  EXPECT_EQ(st.payload_bytes(), 0u);
+}
+
+}  // namespace
+}  // namespace alfred

@@ -1,0 +1,288 @@
+// Incoming transactions: creation, packet collection within limits,
+// completion and timeouts.
+#include "engine/transactions.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace alfred {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+using Table = TransactionTable;
+using Add = TransactionTable::AddResult;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr Mac kPeerA{0x02, 0, 0, 0, 0, 0x0a};
+constexpr Mac kPeerB{0x02, 0, 0, 0, 0, 0x0b};
+
+TimePoint at(int s) { return TimePoint{} + seconds(s); }
+
+Table::Limits limits(std::size_t transactions, std::size_t bytes) {
+  Table::Limits l;
+  l.max_transactions = transactions;
+  l.max_bytes = bytes;
+  return l;
+}
+
+// ---- create / find -------------------------------------------------------------------
+
+TEST(Transactions, CreateAndFind) {
+  Table t;
+  EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
+  Table::Transaction* tx = t.create({kPeerA, 1}, at(5));
+  ASSERT_NE(tx, nullptr);
+  EXPECT_EQ(t.find({kPeerA, 1}), tx);
+  EXPECT_EQ(tx->last_rx, at(5));
+  EXPECT_TRUE(tx->packets.empty());
+  EXPECT_FALSE(tx->expected.has_value());
+  EXPECT_EQ(tx->bytes, 0u);
+  EXPECT_EQ(t.size(), 1u);
+}
+
+TEST(Transactions, KeyIsPeerAndId) {
+  Table t;
+  auto* a1 = t.create({kPeerA, 1}, at(0));
+  auto* a2 = t.create({kPeerA, 2}, at(0));
+  auto* b1 = t.create({kPeerB, 1}, at(0));
+  ASSERT_NE(a1, nullptr);
+  ASSERT_NE(a2, nullptr);
+  ASSERT_NE(b1, nullptr);
+  EXPECT_NE(a1, a2);
+  EXPECT_NE(a1, b1);
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.find({kPeerB, 2}), nullptr);
+}
+
+TEST(Transactions, DuplicateCreateRefused) {
+  Table t;
+  auto* tx = t.create({kPeerA, 7}, at(0));
+  ASSERT_NE(tx, nullptr);
+  ASSERT_EQ(t.add_packet(*tx, 0, Bytes(10), at(1)), Add::Added);
+  EXPECT_EQ(t.create({kPeerA, 7}, at(2)), nullptr);
+  // The existing transaction is untouched.
+  EXPECT_EQ(t.find({kPeerA, 7}), tx);
+  EXPECT_EQ(tx->packets.size(), 1u);
+  EXPECT_EQ(tx->last_rx, at(1));
+  EXPECT_EQ(t.size(), 1u);
+}
+
+TEST(Transactions, MaxTransactionsRespected) {
+  Table t(limits(2, 1000));
+  EXPECT_NE(t.create({kPeerA, 1}, at(0)), nullptr);
+  EXPECT_NE(t.create({kPeerA, 2}, at(0)), nullptr);
+  EXPECT_EQ(t.create({kPeerA, 3}, at(0)), nullptr);
+  EXPECT_EQ(t.create({kPeerB, 1}, at(0)), nullptr);
+  EXPECT_EQ(t.size(), 2u);
+  // Taking one makes room again.
+  t.take({kPeerA, 1});
+  EXPECT_NE(t.create({kPeerA, 3}, at(0)), nullptr);
+  EXPECT_EQ(t.size(), 2u);
+}
+
+// ---- packets and limits --------------------------------------------------------------
+
+TEST(Transactions, AddDuplicateAndOverLimit) {
+  Table t(limits(10, 100));
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  ASSERT_NE(tx, nullptr);
+  EXPECT_EQ(t.add_packet(*tx, 0, Bytes(60, 0xaa), at(0)), Add::Added);
+  EXPECT_EQ(t.bytes(), 60u);
+  // Same seqno again: duplicate, first copy kept, nothing counted.
+  EXPECT_EQ(t.add_packet(*tx, 0, Bytes(5, 0xbb), at(0)), Add::Duplicate);
+  EXPECT_EQ(tx->packets.at(0), Bytes(60, 0xaa));
+  EXPECT_EQ(t.bytes(), 60u);
+  // 60 + 41 > 100.
+  EXPECT_EQ(t.add_packet(*tx, 1, Bytes(41), at(0)), Add::OverLimit);
+  EXPECT_EQ(tx->packets.count(1), 0u);
+  EXPECT_EQ(t.bytes(), 60u);
+  // 60 + 40 == 100 fits exactly.
+  EXPECT_EQ(t.add_packet(*tx, 1, Bytes(40), at(0)), Add::Added);
+  EXPECT_EQ(t.bytes(), 100u);
+  EXPECT_EQ(tx->bytes, 100u);
+  EXPECT_EQ(t.add_packet(*tx, 2, Bytes(1), at(0)), Add::OverLimit);
+  // A duplicate is reported as such even when the table is full.
+  EXPECT_EQ(t.add_packet(*tx, 1, Bytes(1), at(0)), Add::Duplicate);
+  // An empty packet still fits.
+  EXPECT_EQ(t.add_packet(*tx, 3, Bytes{}, at(0)), Add::Added);
+  EXPECT_EQ(tx->packets.size(), 3u);
+}
+
+TEST(Transactions, ByteLimitIsSharedByAllTransactions) {
+  Table t(limits(10, 100));
+  auto* a = t.create({kPeerA, 1}, at(0));
+  auto* b = t.create({kPeerB, 1}, at(0));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(t.add_packet(*a, 0, Bytes(70), at(0)), Add::Added);
+  EXPECT_EQ(t.add_packet(*b, 0, Bytes(31), at(0)), Add::OverLimit);
+  EXPECT_EQ(t.add_packet(*b, 0, Bytes(30), at(0)), Add::Added);
+  EXPECT_EQ(a->bytes, 70u);
+  EXPECT_EQ(b->bytes, 30u);
+  EXPECT_EQ(t.bytes(), 100u);
+}
+
+TEST(Transactions, TakeReleasesBytes) {
+  Table t(limits(10, 100));
+  auto* a = t.create({kPeerA, 1}, at(0));
+  auto* b = t.create({kPeerB, 1}, at(0));
+  t.add_packet(*a, 0, Bytes(30, 1), at(0));
+  t.add_packet(*a, 1, Bytes(20, 2), at(0));
+  t.add_packet(*b, 0, Bytes(50, 3), at(0));
+  ASSERT_EQ(t.bytes(), 100u);
+
+  Table::Transaction taken = t.take({kPeerA, 1});
+  EXPECT_EQ(taken.bytes, 50u);
+  ASSERT_EQ(taken.packets.size(), 2u);
+  EXPECT_EQ(taken.packets.at(0), Bytes(30, 1));
+  EXPECT_EQ(taken.packets.at(1), Bytes(20, 2));
+  EXPECT_EQ(t.bytes(), 50u);
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
+
+  // The freed bytes can be used again.
+  EXPECT_EQ(t.add_packet(*t.find({kPeerB, 1}), 1, Bytes(50), at(0)), Add::Added);
+  EXPECT_EQ(t.bytes(), 100u);
+}
+
+TEST(Transactions, TakeOfAnUnknownKeyChangesNothing) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  t.add_packet(*tx, 0, Bytes(10), at(0));
+  Table::Transaction none = t.take({kPeerA, 2});
+  EXPECT_TRUE(none.packets.empty());
+  EXPECT_EQ(none.bytes, 0u);
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.bytes(), 10u);
+}
+
+TEST(Transactions, PacketsAreKeptBySeqno) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  for (std::uint16_t s : {2, 0, 1}) t.add_packet(*tx, s, Bytes{static_cast<std::uint8_t>(s)}, at(0));
+  std::vector<std::uint16_t> order;
+  for (const auto& [seqno, packet] : tx->packets) {
+    order.push_back(seqno);
+    EXPECT_EQ(packet, Bytes{static_cast<std::uint8_t>(seqno)});
+  }
+  EXPECT_EQ(order, (std::vector<std::uint16_t>{0, 1, 2}));
+}
+
+// ---- completion ----------------------------------------------------------------------
+
+TEST(Transactions, CompleteNeedsTheTxendCount) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  t.add_packet(*tx, 0, Bytes(4), at(0));
+  t.add_packet(*tx, 1, Bytes(4), at(0));
+  EXPECT_FALSE(tx->complete()) << "no txend yet";
+  tx->expected = 3;
+  EXPECT_FALSE(tx->complete()) << "one packet missing";
+  t.add_packet(*tx, 2, Bytes(4), at(0));
+  EXPECT_TRUE(tx->complete());
+}
+
+TEST(Transactions, TxendBeforePackets) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  tx->expected = 2;
+  EXPECT_FALSE(tx->complete());
+  t.add_packet(*tx, 1, Bytes(4), at(0));
+  EXPECT_FALSE(tx->complete());
+  t.add_packet(*tx, 0, Bytes(4), at(0));
+  EXPECT_TRUE(tx->complete());
+}
+
+TEST(Transactions, EmptyTransactionCompleteOnTxendZero) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  EXPECT_FALSE(tx->complete());
+  tx->expected = 0;
+  EXPECT_TRUE(tx->complete());
+}
+
+TEST(Transactions, MorePacketsThanAnnouncedIsNotComplete) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  for (std::uint16_t s = 0; s < 3; ++s) t.add_packet(*tx, s, Bytes(4), at(0));
+  tx->expected = 2;
+  EXPECT_FALSE(tx->complete());
+}
+
+// The txend announces n packets, numbered 0..n-1. Packets with other seqnos
+// must not stand in for missing ones.
+TEST(Transactions, SeqnoOutsideTheAnnouncedRangeDoesNotComplete) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  t.add_packet(*tx, 0, Bytes(4), at(0));
+  t.add_packet(*tx, 5, Bytes(4), at(0));
+  tx->expected = 2;
+  EXPECT_FALSE(tx->complete()) << "packet 1 is missing; packet 5 is not part of a 2-packet "
+                                  "transaction";
+}
+
+// ---- timeouts --------------------------------------------------------------------------
+
+TEST(Transactions, ExpiredAtExactlyTenSeconds) {
+  Table t;
+  t.create({kPeerA, 1}, at(100));
+  EXPECT_TRUE(t.expired(at(109)).empty());
+  EXPECT_TRUE(t.expired(at(110) - milliseconds(1)).empty());
+  auto keys = t.expired(at(110));
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0], (Table::Key{kPeerA, 1}));
+  EXPECT_EQ(t.size(), 1u) << "expired() only reports";
+}
+
+TEST(Transactions, PacketsRefreshTheTimer) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  EXPECT_EQ(t.add_packet(*tx, 0, Bytes(4), at(8)), Add::Added);
+  EXPECT_EQ(tx->last_rx, at(8));
+  EXPECT_TRUE(t.expired(at(10)).empty());
+  EXPECT_TRUE(t.expired(at(17)).empty());
+  EXPECT_EQ(t.expired(at(18)).size(), 1u);
+  // A duplicate still shows the peer is alive.
+  t.add_packet(*tx, 0, Bytes(4), at(15));
+  EXPECT_TRUE(t.expired(at(18)).empty());
+}
+
+TEST(Transactions, ExpiredListsOnlyStaleOnes) {
+  Table t;
+  t.create({kPeerA, 1}, at(0));
+  t.create({kPeerA, 2}, at(5));
+  t.create({kPeerB, 1}, at(1));
+  auto keys = t.expired(at(11));
+  EXPECT_EQ(keys, (std::vector<Table::Key>{{kPeerA, 1}, {kPeerB, 1}}));
+}
+
+TEST(Transactions, NextDeadlineIsTheEarliest) {
+  Table t;
+  EXPECT_FALSE(t.next_deadline().has_value());
+  t.create({kPeerA, 1}, at(7));
+  t.create({kPeerA, 2}, at(3));
+  t.create({kPeerB, 1}, at(5));
+  EXPECT_EQ(t.next_deadline(), at(13));
+  // Refreshing the oldest moves the deadline to the next one.
+  t.add_packet(*t.find({kPeerA, 2}), 0, Bytes(1), at(20));
+  EXPECT_EQ(t.next_deadline(), at(15));
+  t.take({kPeerB, 1});
+  EXPECT_EQ(t.next_deadline(), at(17));
+  t.take({kPeerA, 1});
+  t.take({kPeerA, 2});
+  EXPECT_FALSE(t.next_deadline().has_value());
+}
+
+TEST(Transactions, DefaultLimits) {
+  Table::Limits l;
+  EXPECT_EQ(l.max_transactions, 4096u);
+  EXPECT_EQ(l.max_bytes, std::size_t(64) << 20);
+  EXPECT_EQ(Table::kTimeout, seconds(10));
+}
+
+}  // namespace
+}  // namespace alfred
