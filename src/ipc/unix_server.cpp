@@ -207,7 +207,8 @@ void UnixServer::close() {
   auto clients = clients_;
   for (auto& [id, c] : clients) c->close();
   clients_.clear();
-  if (bound_) ::unlink(path_.c_str());
+  // The socket file stays, as upstream leaves it: clients of a stopped daemon
+  // see "Connection refused", which scripts may rely on.
   bound_ = false;
 }
 
