@@ -15,7 +15,9 @@ namespace alfred {
 
 struct TransactionLimits {
   std::size_t max_transactions = 4096;
-  std::size_t max_bytes = 64u << 20;  // all buffered packets together
+  // All buffered packets together. Large enough for a 30 MB data set in one
+  // transaction, small enough that a flood of lying pushes stays bounded.
+  std::size_t max_bytes = 32u << 20;
 };
 
 class TransactionTable {

@@ -217,7 +217,7 @@ void UnixServer::accept() {
                                 asio::local::stream_protocol::socket sock) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
-      if (clients_.size() >= limits_.max_clients) {
+      if (clients_.size() >= limits_.max_clients && !evict_oldest_silent()) {
         net::log_error("too many unix socket clients (" + std::to_string(clients_.size()) +
                        "), refusing one");
         asio::error_code ignore;
@@ -236,6 +236,19 @@ void UnixServer::accept() {
 }
 
 void UnixServer::remove(ClientId id) { clients_.erase(id); }
+
+bool UnixServer::evict_oldest_silent() {
+  // Ids grow with time, so the first one still reading is the oldest.
+  for (auto& [id, c] : clients_) {
+    if (c->state() != Client::State::Reading) continue;
+    net::log_verbose("unix client " + std::to_string(id) +
+                     " evicted: client table full and it sent nothing yet");
+    auto keep = c;
+    keep->close();
+    return true;
+  }
+  return false;
+}
 
 void UnixServer::reply(ClientId client, std::vector<std::uint8_t> bytes) {
   if (auto it = clients_.find(client); it != clients_.end()) {

@@ -16,7 +16,9 @@
 namespace alfred::ipc {
 
 struct UnixServerLimits {
-  std::size_t max_clients = 256;
+  // When full, the client that has been silent longest is dropped to make
+  // room, so clients that connect and never write cannot lock others out.
+  std::size_t max_clients = 512;
   std::chrono::milliseconds message_timeout{10000};  // to finish writing a message
   std::size_t max_listener_backlog = 64 * 1024;      // unread event bytes
 };
@@ -54,6 +56,7 @@ class UnixServer {
   friend class Client;
   void accept();
   void remove(ClientId id);
+  bool evict_oldest_silent();
 
   asio::io_context& io_;
   std::string path_;
