@@ -448,39 +448,46 @@ bool TcpTransport::push_in_flight(const std::string& iface, const PeerAddress& p
   return false;
 }
 
-void TcpTransport::push(const Route& to, wire::PushEncoder transaction) {
+std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, int kind,
+                                                              const std::string& what) {
   const TcpInterface* iface = find_iface(to.iface);
-  if (!iface) {
-    cb_.push_by_udp(to, std::move(transaction));
-    return;
-  }
+  if (!iface) return nullptr;
   ConnectionId id = next_id_++;
-  auto c = std::make_shared<Connection>(*this, id, Connection::Kind::Push, to.iface, to.addr,
-                                        to.mac, asio::ip::tcp::socket(io_));
+  auto c = std::make_shared<Connection>(*this, id, static_cast<Connection::Kind>(kind), to.iface,
+                                        to.addr, to.mac, asio::ip::tcp::socket(io_));
   connections_.emplace(id, c);
-  log_verbose("tcp " + std::to_string(id) + ": push of " +
-              std::to_string(transaction.total_size()) + " bytes to " +
-              describe(to.iface, to.addr));
-  c->send_transaction(std::move(transaction), false);
+  log_verbose("tcp " + std::to_string(id) + ": " + what + " to " + describe(to.iface, to.addr));
+  return c;
+}
+
+void TcpTransport::start(const std::shared_ptr<Connection>& c, const Route& to) {
+  // Called once the connection knows what to send, so that a failure, even
+  // one right away, can hand that to UDP.
+  const TcpInterface* iface = find_iface(to.iface);
   c->connect(asio::ip::tcp::endpoint(to_asio(to.addr, iface->index), wire::kPort), iface->own,
              iface->index);
 }
 
+void TcpTransport::push(const Route& to, wire::PushEncoder transaction) {
+  auto c = open(to, static_cast<int>(Connection::Kind::Push),
+                "push of " + std::to_string(transaction.total_size()) + " bytes");
+  if (!c) {
+    cb_.push_by_udp(to, std::move(transaction));
+    return;
+  }
+  c->send_transaction(std::move(transaction), false);
+  start(c, to);
+}
+
 void TcpTransport::request(const Route& to, const wire::Request& request) {
-  const TcpInterface* iface = find_iface(to.iface);
-  if (!iface) {
+  auto c = open(to, static_cast<int>(Connection::Kind::Request),
+                "request for type " + std::to_string(request.requested_type));
+  if (!c) {
     cb_.request_by_udp(to, request);
     return;
   }
-  ConnectionId id = next_id_++;
-  auto c = std::make_shared<Connection>(*this, id, Connection::Kind::Request, to.iface, to.addr,
-                                        to.mac, asio::ip::tcp::socket(io_));
-  connections_.emplace(id, c);
-  log_verbose("tcp " + std::to_string(id) + ": request for type " +
-              std::to_string(request.requested_type) + " to " + describe(to.iface, to.addr));
   c->send_request(request);
-  c->connect(asio::ip::tcp::endpoint(to_asio(to.addr, iface->index), wire::kPort), iface->own,
-             iface->index);
+  start(c, to);
 }
 
 bool TcpTransport::reply(ConnectionId conn, wire::PushEncoder transaction) {

@@ -87,6 +87,10 @@ class TcpTransport {
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
   };
 
+  // A new outbound connection (kind: Connection::Kind); nullptr when the
+  // interface has no TCP listener, i.e. is down.
+  std::shared_ptr<Connection> open(const Route& to, int kind, const std::string& what);
+  void start(const std::shared_ptr<Connection>& c, const Route& to);
   void accept(Listener& l);
   void on_accepted(Listener& l, asio::ip::tcp::socket sock);
   void forget(ConnectionId id);
