@@ -14,7 +14,8 @@ class Store {
   static constexpr std::chrono::seconds kRecordTimeout{600};
 
   // What an update did; `changed` is true when the record is new or its
-  // version or payload differ, which is what triggers events and -c.
+  // payload differs (a new version alone is stored silently), which is what
+  // triggers events and -c.
   struct Update {
     bool applied = false;
     bool changed = false;

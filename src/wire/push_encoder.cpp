@@ -1,5 +1,7 @@
 #include "wire/push_encoder.hpp"
 
+#include <algorithm>
+
 namespace alfred::wire {
 
 PushEncoder::PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
@@ -17,7 +19,7 @@ PushEncoder::PushEncoder(std::shared_ptr<const Snapshot> records, std::uint16_t 
     : records_(std::move(records)),
       tx_id_(tx_id),
       always_txend_(always_txend),
-      max_packet_(max_packet) {}
+      max_packet_(std::min(max_packet, kMaxPacket)) {}
 
 namespace {
 bool fits_alone(const Record& r, std::size_t max_packet) {

@@ -14,6 +14,7 @@ namespace alfred::wire {
 
 class PushEncoder {
  public:
+  // `max_packet` is capped at kMaxPacket: lengths on the wire are 16 bits.
   // `always_txend`: send a txend even for an empty snapshot (a reply to a
   // request must always be closed; a periodic sync of nothing sends nothing).
   PushEncoder(Snapshot records, std::uint16_t tx_id, bool always_txend,
