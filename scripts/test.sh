@@ -18,6 +18,9 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 echo "== unit tests (ASan+UBSan)"
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
 
+echo "== fuzzing (libFuzzer, ${ALFRED_FUZZ_SECONDS:-60} s per target)"
+scripts/fuzz.sh "${ALFRED_FUZZ_SECONDS:-60}"
+
 echo "== integration tests (network namespaces, our daemon and Debian's alfred)"
 export ALFRED_BIN="$PWD/build/alfred"
 export ALFRED_ASAN_BIN="$PWD/build-asan/alfred"

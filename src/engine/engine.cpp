@@ -147,6 +147,7 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
   auto* push = std::get_if<wire::PushData>(&decoded.packet);
   if (!decoded.ok || !push) return;  // checked when it arrived
   for (const auto& rv : push->records) {
+    if (rv.data.size() > wire::kMaxRecordData) continue;
     Record rec{rv.source, rv.type, rv.version, {rv.data.begin(), rv.data.end()}};
     auto u = store_.apply_remote(std::move(rec), sender, now);
     if (u.changed) {
@@ -169,6 +170,8 @@ void Engine::finish_client(ClientId client, std::uint8_t type, std::uint16_t id)
 bool Engine::ipc_set_data(const wire::PushData& push, TimePoint now) {
   if (push.records.empty()) return false;
   const auto& rv = push.records.front();
+  // A record must fit one packet, or it could never be synced or answered.
+  if (rv.data.size() > wire::kMaxRecordData) return false;
   Mac source = rv.source;
   if (interfaces_disabled_) {
     // Without an interface there is no own MAC; only a primary may hold data

@@ -48,8 +48,7 @@ bool bind_to_device(int fd, const std::string& name, std::string& error) {
 
 LinkSocket::LinkSocket(asio::io_context& io, std::string name,
                        std::optional<asio::ip::address_v4> group4, Receiver receiver)
-    : io_(io),
-      name_(std::move(name)),
+    : name_(std::move(name)),
       group4_(group4),
       receiver_(std::move(receiver)),
       unicast_(io),

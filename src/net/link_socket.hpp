@@ -71,7 +71,6 @@ class LinkSocket {
   bool open6(std::string& error);
   bool open4(std::string& error);
 
-  asio::io_context& io_;
   std::string name_;
   std::optional<asio::ip::address_v4> group4_;
   std::optional<asio::ip::address_v4> netmask4_;

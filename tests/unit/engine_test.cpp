@@ -144,6 +144,15 @@ TEST_F(EngineFixture, SetDataSourceRules) {
   EXPECT_FALSE(engine->ipc_set_data(wire::PushData{}, T0));
 }
 
+TEST_F(EngineFixture, RecordTooLargeForAPacketRefused) {
+  make(wire::Mode::Primary);
+  EXPECT_FALSE(engine->ipc_set_data(client_push(64, std::string(wire::kMaxRecordData + 1, 'x')), T0));
+  EXPECT_TRUE(engine->ipc_set_data(client_push(64, std::string(wire::kMaxRecordData, 'x')), T0));
+  engine->on_packet(route_of(9), wire::encode(wire::Request{64, 1}), T0);
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].packets.size(), 2u);  // the maximal record and the txend
+}
+
 TEST_F(EngineFixture, PrimaryMayHoldDataForOtherSources) {
   make(wire::Mode::Primary);
   EXPECT_TRUE(engine->ipc_set_data(client_push(64, "b", mac_of(9)), T0));
