@@ -5,7 +5,8 @@ net.core.wmem_default is not per network namespace (writing it inside a
 namespace fails with EINVAL), yet it is the send buffer of every unix datagram
 socket VDE uses: with the default 208 KiB a burst of IPv6 fragments (one
 64 KiB alfred packet = ~50 frames) is silently dropped inside VDE even at 0 %
-configured loss.  We raise it while at least one lab run is alive and restore
+configured loss.  The neighbour-table GC thresholds are host-wide as well
+(see _NEIGH below).  We raise them while at least one lab run is alive and restore
 the original value when the last one ends.
 
 Bookkeeping lives in STATE_DIR/hostsysctl.json, guarded by an flock:
@@ -27,9 +28,22 @@ STATE_DIR = "/run/alfred-lab"
 STATE = os.path.join(STATE_DIR, "hostsysctl.json")
 LOCK = os.path.join(STATE_DIR, "hostsysctl.lock")
 
+# The neighbour tables (ARP, NDP) are shared by all network namespaces and
+# their garbage-collection thresholds are host-wide too (only settable in the
+# initial namespace).  With the default gc_thresh3 = 1024 a 33-node lab
+# (33 * 32 entries per family) overflows the table ("neighbor table overflow!"
+# in dmesg) and neighbour filling fails; 250 nodes need ~62000 per family.
+_NEIGH = {}
+for _fam in ("ipv4", "ipv6"):
+    # raised largest first, restored in reverse order (thresh1 <= 2 <= 3)
+    _NEIGH[f"net.{_fam}.neigh.default.gc_thresh3"] = 65536
+    _NEIGH[f"net.{_fam}.neigh.default.gc_thresh2"] = 32768
+    _NEIGH[f"net.{_fam}.neigh.default.gc_thresh1"] = 16384
+
 # key -> minimum value wanted while the lab runs
 WANTED = {
     "net.core.wmem_default": 4194304,
+    **_NEIGH,
 }
 
 
@@ -77,7 +91,7 @@ def _locked():
 def _restore_if_unused(st) -> None:
     st["users"] = [u for u in st["users"] if pid_alive(int(str(u).split("/")[0]))]
     if not st["users"]:
-        for key, val in st["orig"].items():
+        for key, val in reversed(list(st["orig"].items())):
             try:
                 _write(key, val)
             except OSError:

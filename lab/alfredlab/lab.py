@@ -123,7 +123,8 @@ def preflight(link: str = "vde") -> None:
         if not shutil.which(b, path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin"):
             problems.append(f"`{b}` not found (apt-get install vde2 nftables iputils-ping)")
     if not problems:
-        name = f"alpre{os.getpid()}"
+        # unique per thread too: a benchmark brings labs up from several threads
+        name = f"alpre{os.getpid()}-{threading.get_native_id()}"
         cp = run([IP, "netns", "add", name], check=False)
         if cp.returncode != 0:
             problems.append("`ip netns add` failed: " + cp.stderr.decode(errors="replace").strip())
@@ -186,6 +187,7 @@ class Node:
         self.argv: list[str] = []
         self.bin: str | None = None
         self.primary = False
+        self.env: dict[str, str] | None = None
         self.start_count = 0
         self.exit_history: list[int] = []
         self._out = None
@@ -211,14 +213,20 @@ class Node:
     # -- daemon control --
     def start(self, bin: str | None = None, *, primary: bool = False, period: float | str = 1,
               ipv4: str | None = None, flags: Sequence[str] = (), iface: str = "mesh0",
-              batif: str = "none", wait: bool = True, timeout: float = 10.0) -> "Node":
+              batif: str = "none", wait: bool = True, timeout: float = 10.0,
+              wrapper: Sequence[str] = (), env: dict[str, str] | None = None) -> "Node":
+        """wrapper: argv prefix the daemon is run under (e.g. ["stdbuf", "-oL"]);
+        it should exec the daemon so that proc.pid stays the daemon's pid.
+        env: extra environment variables for the daemon (e.g. ASAN_OPTIONS),
+        on top of the lab process' own environment; kept for restart()."""
         if self.running():
             raise LabError(f"{self.name}: daemon already running")
         self.bin = bin or alfred_bin()
         if not os.path.exists(self.bin):
             raise LabError(f"alfred binary not found: {self.bin}")
         self.primary = primary
-        argv = [self.bin, "-i", iface, "-b", batif]
+        self.env = dict(env) if env else None
+        argv = list(wrapper) + [self.bin, "-i", iface, "-b", batif]
         if primary:
             argv.append("-m")
         argv += ["-u", self.sock, "-p", str(period)]
@@ -236,9 +244,10 @@ class Node:
             pass
         self._out = open(self.out_log, "wb")
         self._err = open(self.err_log, "wb")
+        env = {**os.environ, **self.env} if self.env else None
         self.proc = subprocess.Popen([IP, "netns", "exec", self.ns] + self.argv,
                                      stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         self.started_at = time.monotonic()
         if wait:
             self.wait_ready(timeout)

@@ -17,6 +17,7 @@ import os
 import random
 import socket
 import struct
+import time
 
 PUSH_DATA = 0
 ANNOUNCE_PRIMARY = 1
@@ -53,10 +54,28 @@ def request_packet(rtype: int, tx_id: int | None = None) -> bytes:
 
 
 def _connect(sock_path: str, timeout: float) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock_path)
-    return s
+    """Connect with a timeout.  A socket with a timeout is non-blocking, and a
+    non-blocking AF_UNIX connect fails with EAGAIN at once when the daemon's
+    listen backlog is full (seen with Debian's alfred when 60 records are
+    pushed back to back); a blocking one would wait, so retry until
+    `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(sock_path)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except BaseException:
+            s.close()
+            raise
 
 
 def send_raw(sock_path: str, packet: bytes, timeout: float = 5.0) -> None:

@@ -19,7 +19,8 @@ Engine::Engine(EngineConfig config, Effects& effects, TqSource& tq,
       fx_(effects),
       tq_(tq),
       random_id_(std::move(random_id)),
-      transactions_(config.limits) {
+      transactions_(config.limits),
+      prompt_delay_(config.prompt_sync_delay) {
   for (auto& name : config.interfaces) ifaces_.push_back(Iface{name, false, {}, {}, {}});
 }
 
@@ -153,12 +154,35 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
     if (u.changed) {
       note_changed(rv.type);
       fx_.event(rv.type, rv.source);
+      if (rv.source == sender) note_first_hand_change(rv.type, rv.source, now);
     }
   }
 }
 
 void Engine::note_changed(std::uint8_t type) {
   if (update_command_) changed_types_.set(type);
+}
+
+void Engine::note_first_hand_change(std::uint8_t type, const Mac& source, TimePoint now) {
+  if (mode_ != wire::Mode::Primary || prompt_delay_ <= Duration::zero()) return;
+  prompt_keys_.insert({type, source});
+  if (!prompt_at_) prompt_at_ = now + prompt_delay_;
+}
+
+std::optional<TimePoint> Engine::next_deadline() const {
+  auto d = transactions_.next_deadline();
+  if (prompt_at_ && (!d || *prompt_at_ < *d)) d = prompt_at_;
+  return d;
+}
+
+void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap) {
+  if (snap->empty()) return;
+  for (const auto& i : ifaces_) {
+    if (!i.active) continue;
+    for (const auto& [mac, s] : i.servers)
+      fx_.send_push(Route{i.name, s.addr, mac, 0},
+                    wire::PushEncoder::shared(snap, random_id_(), false), PushKind::Sync);
+  }
 }
 
 void Engine::finish_client(ClientId client, std::uint8_t type, std::uint16_t id) {
@@ -188,7 +212,10 @@ bool Engine::ipc_set_data(const wire::PushData& push, TimePoint now) {
   }
   Record rec{source, rv.type, rv.version, {rv.data.begin(), rv.data.end()}};
   auto u = store_.set_local(std::move(rec), now);
-  if (u.changed) fx_.event(rv.type, source);
+  if (u.changed) {
+    fx_.event(rv.type, source);
+    note_first_hand_change(rv.type, source, now);
+  }
   return true;
 }
 
@@ -318,18 +345,12 @@ void Engine::choose_best_server() {
 void Engine::on_sync_tick(TimePoint now) {
   if (mode_ == wire::Mode::Primary) {
     auto announce = wire::encode(wire::AnnouncePrimary{});
-    std::shared_ptr<const Snapshot> snap;
-    for (const auto& i : ifaces_) {
-      if (!i.active) continue;
-      fx_.send_packet(Route{i.name, PeerAddress::group(), {}, 0}, announce);
-      for (const auto& [mac, s] : i.servers) {
-        // One snapshot serves every primary; the records are shared, not copied.
-        if (!snap) snap = std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand));
-        if (snap->empty()) break;
-        fx_.send_push(Route{i.name, s.addr, mac, 0}, wire::PushEncoder::shared(snap, random_id_(), false),
-                      PushKind::Sync);
-      }
-    }
+    for (const auto& i : ifaces_)
+      if (i.active) fx_.send_packet(Route{i.name, PeerAddress::group(), {}, 0}, announce);
+    // One snapshot serves every primary; the records are shared, not copied.
+    sync_primaries(std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand)));
+    prompt_keys_.clear();  // the full sync carries them
+    prompt_at_.reset();
   } else {
     update_tq();
     choose_best_server();
@@ -366,6 +387,13 @@ void Engine::expire(TimePoint now) {
 }
 
 void Engine::on_timer(TimePoint now) {
+  if (prompt_at_ && now >= *prompt_at_) {
+    prompt_at_.reset();
+    std::vector<std::pair<std::uint8_t, Mac>> keys(prompt_keys_.begin(), prompt_keys_.end());
+    prompt_keys_.clear();
+    if (mode_ == wire::Mode::Primary)
+      sync_primaries(std::make_shared<const Snapshot>(store_.snapshot_of(keys, Source::FirstHand)));
+  }
   for (const auto& key : transactions_.expired(now)) {
     auto tx = transactions_.take(key);
     fx_.log("transaction " + std::to_string(key.id) + " from " + to_string(key.peer) +

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct EngineConfig {
   bool interfaces_disabled = false;     // "-i none"
   std::string bat_iface = "bat0";       // "none" disables TQ based selection
   bool update_command = false;          // collect changed types for -c
+  // A primary forwards records that changed first-hand (from its own clients
+  // or its secondaries) to the other primaries this long after the change,
+  // instead of at its next period. Zero: only at the period, as upstream.
+  Duration prompt_sync_delay{};
   TransactionTable::Limits limits{};
 };
 
@@ -52,7 +57,7 @@ class Engine {
   // --- time
   void on_sync_tick(TimePoint now);
   void on_timer(TimePoint now);  // transaction timeouts
-  std::optional<TimePoint> next_deadline() const { return transactions_.next_deadline(); }
+  std::optional<TimePoint> next_deadline() const;
 
   // --- introspection
   wire::Mode mode() const { return mode_; }
@@ -90,6 +95,8 @@ class Engine {
   void choose_best_server();
   void expire(TimePoint now);
   void note_changed(std::uint8_t type);
+  void note_first_hand_change(std::uint8_t type, const Mac& source, TimePoint now);
+  void sync_primaries(std::shared_ptr<const Snapshot> snap);
 
   wire::Mode mode_;
   bool interfaces_disabled_;
@@ -103,6 +110,9 @@ class Engine {
   Store store_;
   TransactionTable transactions_;
   std::bitset<256> changed_types_;
+  Duration prompt_delay_;
+  std::set<std::pair<std::uint8_t, Mac>> prompt_keys_;  // changed since the last sync
+  std::optional<TimePoint> prompt_at_;
 };
 
 }  // namespace alfred

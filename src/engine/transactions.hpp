@@ -15,6 +15,9 @@ namespace alfred {
 
 struct TransactionLimits {
   std::size_t max_transactions = 4096;
+  // One peer rarely has more than a sync and an answer in flight; a cap per
+  // peer keeps a flooding neighbour from taking the table from the others.
+  std::size_t max_per_peer = 64;
   // All buffered packets together. Large enough for a 30 MB data set in one
   // transaction, small enough that a flood of lying pushes stays bounded.
   std::size_t max_bytes = 32u << 20;
@@ -32,6 +35,7 @@ class TransactionTable {
   };
 
   struct Transaction {
+    Mac peer{};
     std::map<std::uint16_t, std::vector<std::uint8_t>> packets;  // by seqno
     std::optional<std::uint16_t> expected;                       // from the txend
     TimePoint last_rx{};
@@ -51,7 +55,9 @@ class TransactionTable {
   explicit TransactionTable(Limits limits) : limits_(limits) {}
 
   Transaction* find(const Key& key);
-  // nullptr when the key exists already or a limit is reached.
+  // nullptr when the key exists already or a limit is reached. When the
+  // table is full, the oldest transaction of the peer holding the most is
+  // dropped to make room, unless that is the asking peer itself.
   Transaction* create(const Key& key, TimePoint now);
 
   enum class AddResult { Added, Duplicate, OverLimit };
@@ -67,11 +73,25 @@ class TransactionTable {
 
   std::size_t size() const { return table_.size(); }
   std::size_t bytes() const { return bytes_; }
+  std::size_t evicted() const { return evicted_; }
+  std::size_t count_of(const Mac& peer) const;
 
  private:
+  struct Usage {
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+  };
+  // Drops the oldest transaction (without a waiting client) of the peer
+  // that holds the most transactions (by_bytes: the most bytes), if that
+  // peer is not `asking` and holds more than it. False if none qualifies.
+  bool evict_heaviest(const Mac& asking, bool by_bytes);
+  void erase(std::map<Key, Transaction>::iterator it);
+
   Limits limits_;
   std::map<Key, Transaction> table_;
+  std::map<Mac, Usage> usage_;
   std::size_t bytes_ = 0;
+  std::size_t evicted_ = 0;
 };
 
 }  // namespace alfred

@@ -272,7 +272,16 @@ void UnixServer::finish(ClientId client) {
 }
 
 void UnixServer::make_listener(ClientId client) {
-  if (auto it = clients_.find(client); it != clients_.end()) it->second->listen();
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  auto c = it->second;
+  if (listener_count() >= limits_.max_listeners) {
+    net::log_error("too many event listeners (" + std::to_string(limits_.max_listeners) +
+                   "), refusing one");
+    c->close();
+    return;
+  }
+  c->listen();
 }
 
 void UnixServer::keep_waiting(ClientId client) {

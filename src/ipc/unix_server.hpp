@@ -21,6 +21,9 @@ struct UnixServerLimits {
   std::size_t max_clients = 512;
   std::chrono::milliseconds message_timeout{10000};  // to finish writing a message
   std::size_t max_listener_backlog = 64 * 1024;      // unread event bytes
+  // Listeners have no timeout; their own cap keeps the client table open
+  // for everyone else. Registrations beyond it are closed at once.
+  std::size_t max_listeners = 64;
 };
 
 class UnixServer {

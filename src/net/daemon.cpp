@@ -1,7 +1,7 @@
 #include "net/daemon.hpp"
 
+#include <malloc.h>
 #include <spawn.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstring>
@@ -34,6 +34,11 @@ EngineConfig engine_config(const cli::Options& o) {
   if (o.net_iface && !c.interfaces_disabled) c.interfaces = split_interfaces(*o.net_iface);
   c.bat_iface = o.mesh_iface;
   c.update_command = o.update_command.has_value();
+  // Forward fresh first-hand changes to the other primaries soon, not a
+  // whole period later: a record then reaches every primary about one
+  // period after it was set, leaving the next period for a lost push.
+  auto period = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o.sync_period));
+  c.prompt_sync_delay = std::min<Duration>(period / 4, std::chrono::milliseconds(100));
   return c;
 }
 
@@ -359,8 +364,8 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
   if (kind == PushKind::Sync && opts_.tcp &&
       transaction.total_size() > wire::kUnfragmentedPayload &&
       !tcp_.udp_only(to.iface, to.addr)) {
-    if (tcp_.push_in_flight(to.iface, to.addr)) {
-      log_verbose("tcp: previous push to " + to_string(to.addr) + " still running, skipping");
+    if (tcp_.pushes_in_flight(to.iface, to.addr) >= tcp_.limits().max_pushes_per_peer) {
+      log_verbose("tcp: earlier pushes to " + to_string(to.addr) + " still running, skipping");
       return;
     }
     tcp_.push(to, std::move(transaction));
@@ -442,7 +447,19 @@ void Daemon::on_sync() {
   arm_tx_timer();
 }
 
+void Daemon::release_memory() {
+  // After a flood, transactions that timed out leave the heap at its high
+  // mark; hand the pages back so a router's RSS returns to normal.
+  std::size_t now = engine_.transactions().bytes();
+  if (now + (4u << 20) < buffered_peak_) {
+    ::malloc_trim(0);
+    buffered_peak_ = now;
+  }
+  buffered_peak_ = std::max(buffered_peak_, now);
+}
+
 void Daemon::arm_tx_timer() {
+  release_memory();
   auto deadline = engine_.next_deadline();
   if (!deadline) {
     tx_timer_.cancel();

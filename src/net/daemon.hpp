@@ -59,6 +59,7 @@ class Daemon final : public Effects {
   void schedule_sync();
   void on_sync();
   void arm_tx_timer();
+  void release_memory();
   void schedule_check();
 
   asio::io_context& io_;
@@ -80,6 +81,7 @@ class Daemon final : public Effects {
   TimePoint last_reopen_{};
   std::deque<Unresolved> unresolved_;
   std::size_t unresolved_bytes_ = 0;
+  std::size_t buffered_peak_ = 0;
 };
 
 }  // namespace alfred::net

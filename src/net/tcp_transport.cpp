@@ -98,6 +98,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
         return;
       }
       ++self->t_.stats_.connected;
+      self->t_.peer_answered(self->iface_, self->peer_);
       self->last_activity_ = Clock::now();
       log_verbose("tcp " + std::to_string(self->id_) + ": connected to " +
                   describe(self->iface_, self->peer_));
@@ -144,7 +145,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
 
   // Ends the connection; unless what it had to send was delivered, the same
   // goes by UDP and the peer is taken to speak no TCP for a while.
-  void fail(const std::string& why) {
+  void fail(const std::string& why, bool timed_out = false) {
     if (closed_) return;
     ++t_.stats_.failed;
     auto self = shared_from_this();
@@ -153,7 +154,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     close(why);
     if (push_undelivered || request_unanswered) {
       ++t_.stats_.fallbacks;
-      t_.mark_udp_only(iface_, peer_, why);
+      t_.peer_failed(iface_, peer_, why, timed_out);
       Route r{iface_, peer_, mac_, 0};
       log_verbose("tcp " + std::to_string(id_) + ": falling back to UDP for " +
                   describe(iface_, peer_));
@@ -166,7 +167,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   void check(TimePoint now) {
     if (closed_) return;
     if (connecting_) {
-      if (now >= connect_deadline_) fail("no answer within the connect timeout");
+      if (now >= connect_deadline_) fail("no answer within the connect timeout", true);
       return;
     }
     if (reader_.mid_packet() && now - partial_since_ >= t_.limits_.partial_timeout) {
@@ -429,8 +430,16 @@ void TcpTransport::close_all() {
   sweeping_ = false;
 }
 
-void TcpTransport::mark_udp_only(const std::string& iface, const PeerAddress& peer,
-                                 const std::string& why) {
+void TcpTransport::peer_answered(const std::string& iface, const PeerAddress& peer) {
+  silent_.erase({iface, peer});
+}
+
+void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer,
+                               const std::string& why, bool timed_out) {
+  // A refusal or reset says the peer speaks no TCP. A handshake lost on a
+  // lossy link says little, so only a second one in a row counts.
+  if (timed_out && ++silent_[{iface, peer}] < 2) return;
+  silent_.erase({iface, peer});
   udp_only_until_[{iface, peer}] = Clock::now() + limits_.udp_only_for;
   log_verbose("tcp: " + describe(iface, peer) + " treated as UDP-only for " +
               std::to_string(limits_.udp_only_for.count()) + " s (" + why + ")");
@@ -441,11 +450,12 @@ bool TcpTransport::udp_only(const std::string& iface, const PeerAddress& peer) c
   return it != udp_only_until_.end() && Clock::now() < it->second;
 }
 
-bool TcpTransport::push_in_flight(const std::string& iface, const PeerAddress& peer) const {
+std::size_t TcpTransport::pushes_in_flight(const std::string& iface,
+                                           const PeerAddress& peer) const {
+  std::size_t n = 0;
   for (const auto& [id, c] : connections_)
-    if (c->kind() == Connection::Kind::Push && c->iface() == iface && c->peer() == peer)
-      return true;
-  return false;
+    if (c->kind() == Connection::Kind::Push && c->iface() == iface && c->peer() == peer) ++n;
+  return n;
 }
 
 std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, int kind,

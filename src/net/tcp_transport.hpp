@@ -25,7 +25,12 @@ namespace alfred::net {
 struct TcpLimits {
   std::size_t max_per_interface = 128;  // connections, both directions
   std::size_t max_per_peer = 8;
-  std::chrono::milliseconds connect_timeout{3000};
+  // Past Linux's third SYN (sent at 0, 1 and 3 s), so one lost SYN or
+  // SYN-ACK on a lossy link does not end the attempt.
+  std::chrono::milliseconds connect_timeout{4000};
+  // A slow push (lost handshake) may still run when the next period's
+  // starts; a second one carries the newer snapshot.
+  std::size_t max_pushes_per_peer = 2;
   std::chrono::milliseconds idle_timeout{30000};     // nothing moved either way
   std::chrono::milliseconds partial_timeout{10000};  // a packet begun but not finished
   std::chrono::milliseconds stall_timeout{10000};    // data to send, peer not reading
@@ -67,8 +72,9 @@ class TcpTransport {
   void close_all();
 
   bool udp_only(const std::string& iface, const PeerAddress& peer) const;
-  // True while a push to this peer is still being streamed.
-  bool push_in_flight(const std::string& iface, const PeerAddress& peer) const;
+  // Pushes to this peer still being streamed.
+  std::size_t pushes_in_flight(const std::string& iface, const PeerAddress& peer) const;
+  const TcpLimits& limits() const { return limits_; }
 
   void push(const Route& to, wire::PushEncoder transaction);
   void request(const Route& to, const wire::Request& request);
@@ -94,7 +100,9 @@ class TcpTransport {
   void accept(Listener& l);
   void on_accepted(Listener& l, asio::ip::tcp::socket sock);
   void forget(ConnectionId id);
-  void mark_udp_only(const std::string& iface, const PeerAddress& peer, const std::string& why);
+  void peer_answered(const std::string& iface, const PeerAddress& peer);
+  void peer_failed(const std::string& iface, const PeerAddress& peer, const std::string& why,
+                   bool timed_out);
   void sweep();
   std::size_t count(const std::string& iface, const PeerAddress* peer) const;
   const TcpInterface* find_iface(const std::string& name) const;
@@ -105,6 +113,7 @@ class TcpTransport {
   std::map<std::string, Listener> listeners_;
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   std::map<std::pair<std::string, PeerAddress>, TimePoint> udp_only_until_;
+  std::map<std::pair<std::string, PeerAddress>, int> silent_;  // connect timeouts in a row
   ConnectionId next_id_ = 1;
   asio::steady_timer sweep_timer_;
   bool sweeping_ = false;

@@ -49,6 +49,16 @@ Snapshot Store::snapshot(Source max_level, std::optional<std::uint8_t> type) con
   return out;
 }
 
+Snapshot Store::snapshot_of(const std::vector<std::pair<std::uint8_t, Mac>>& keys,
+                            Source max_level) const {
+  Snapshot out;
+  for (const auto& k : keys) {
+    auto it = entries_.find(k);
+    if (it != entries_.end() && it->second.source <= max_level) out.push_back(it->second.record);
+  }
+  return out;
+}
+
 std::bitset<256> Store::expire(TimePoint now) {
   std::bitset<256> types;
   for (auto it = entries_.begin(); it != entries_.end();) {

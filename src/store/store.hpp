@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "store/record.hpp"
 
@@ -30,6 +31,10 @@ class Store {
   // Records of at most `max_level` (Local < FirstHand < Synced), optionally of
   // one type, ordered by type then source.
   Snapshot snapshot(Source max_level, std::optional<std::uint8_t> type = std::nullopt) const;
+
+  // The named records, where present and of at most `max_level`.
+  Snapshot snapshot_of(const std::vector<std::pair<std::uint8_t, Mac>>& keys,
+                       Source max_level) const;
 
   // Drops records not refreshed for kRecordTimeout; returns their types.
   std::bitset<256> expire(TimePoint now);

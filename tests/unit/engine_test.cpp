@@ -43,8 +43,9 @@ struct EngineFixture : ::testing::Test {
   Mac own = mac_of(1);
 
   void make(wire::Mode mode, std::vector<std::string> ifaces = {"mesh0"}, std::string bat = "none",
-            bool cmd = false, TransactionLimits limits = {}) {
+            bool cmd = false, TransactionLimits limits = {}, Duration prompt = {}) {
     EngineConfig c;
+    c.prompt_sync_delay = prompt;
     c.mode = mode;
     c.interfaces = ifaces;
     c.bat_iface = bat;
@@ -244,6 +245,40 @@ TEST_F(EngineFixture, PrimaryAnnouncesAndSyncsFirstHandOnly) {
   std::vector<Mac> sources;
   for (auto& r : p.records) sources.push_back(r.source);
   EXPECT_EQ(sources, (std::vector<Mac>{own, mac_of(5)}));
+}
+
+TEST_F(EngineFixture, PrimaryForwardsFreshFirstHandChangesPromptly) {
+  make(wire::Mode::Primary, {"mesh0"}, "none", false, {}, 100ms);
+  announce(3);  // another primary
+  engine->ipc_set_data(client_push(64, "old"), T0);
+  engine->on_sync_tick(T0 + 1s);  // full sync carries everything so far
+  fx.pushes.clear();
+  // A secondary's own record arrives, and a relayed one (not first-hand).
+  packet(5, push_packet(1, 0, {{mac_of(5), 64, 0, bytes("fresh")}}), T0 + 1200ms);
+  txend(5, 1, 1, T0 + 1200ms);
+  packet(4, push_packet(2, 0, {{mac_of(6), 64, 0, bytes("relayed")}}), T0 + 1200ms);
+  txend(4, 2, 1, T0 + 1200ms);
+  ASSERT_EQ(engine->next_deadline(), T0 + 1300ms);
+  engine->on_timer(T0 + 1250ms);
+  EXPECT_TRUE(fx.pushes.empty());
+  engine->on_timer(T0 + 1300ms);
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].to.mac, mac_of(3));
+  auto decoded = wire::decode(fx.pushes[0].packets[0]);
+  auto& p = std::get<wire::PushData>(decoded.packet);
+  ASSERT_EQ(p.records.size(), 1u);  // only the fresh first-hand record
+  EXPECT_EQ(p.records[0].source, mac_of(5));
+  // Unchanged data does not trigger another one.
+  packet(5, push_packet(3, 0, {{mac_of(5), 64, 0, bytes("fresh")}}), T0 + 1400ms);
+  txend(5, 3, 1, T0 + 1400ms);
+  EXPECT_FALSE(engine->next_deadline());
+}
+
+TEST_F(EngineFixture, SecondaryNeverSyncsPromptly) {
+  make(wire::Mode::Secondary, {"mesh0"}, "none", false, {}, 100ms);
+  announce(3);
+  engine->ipc_set_data(client_push(64, "x"), T0);
+  EXPECT_FALSE(engine->next_deadline());
 }
 
 TEST_F(EngineFixture, RequestAnsweredFromStoreWithTxEnd) {

@@ -75,14 +75,42 @@ TEST(Transactions, DuplicateCreateRefused) {
 TEST(Transactions, MaxTransactionsRespected) {
   Table t(limits(2, 1000));
   EXPECT_NE(t.create({kPeerA, 1}, at(0)), nullptr);
-  EXPECT_NE(t.create({kPeerA, 2}, at(0)), nullptr);
-  EXPECT_EQ(t.create({kPeerA, 3}, at(0)), nullptr);
-  EXPECT_EQ(t.create({kPeerB, 1}, at(0)), nullptr);
+  EXPECT_NE(t.create({kPeerA, 2}, at(1)), nullptr);
+  // The table is full and A itself holds the most: A gets no more.
+  EXPECT_EQ(t.create({kPeerA, 3}, at(2)), nullptr);
   EXPECT_EQ(t.size(), 2u);
+  // Another peer gets room: A's oldest transaction is dropped for it.
+  EXPECT_NE(t.create({kPeerB, 1}, at(3)), nullptr);
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
+  EXPECT_NE(t.find({kPeerA, 2}), nullptr);
+  EXPECT_EQ(t.evicted(), 1u);
   // Taking one makes room again.
-  t.take({kPeerA, 1});
-  EXPECT_NE(t.create({kPeerA, 3}, at(0)), nullptr);
+  t.take({kPeerA, 2});
+  EXPECT_NE(t.create({kPeerA, 3}, at(4)), nullptr);
   EXPECT_EQ(t.size(), 2u);
+}
+
+TEST(Transactions, PerPeerCapLeavesRoomForOthers) {
+  Table::Limits l = limits(100, 1000);
+  l.max_per_peer = 3;
+  Table t(l);
+  for (std::uint16_t id = 0; id < 3; ++id) EXPECT_NE(t.create({kPeerA, id}, at(0)), nullptr);
+  EXPECT_EQ(t.create({kPeerA, 3}, at(0)), nullptr);
+  EXPECT_EQ(t.count_of(kPeerA), 3u);
+  EXPECT_NE(t.create({kPeerB, 0}, at(0)), nullptr);
+  t.take({kPeerA, 0});
+  EXPECT_EQ(t.count_of(kPeerA), 2u);
+  EXPECT_NE(t.create({kPeerA, 3}, at(0)), nullptr);
+}
+
+TEST(Transactions, WaitingClientsAreNeverEvicted) {
+  Table t(limits(2, 1000));
+  t.create({kPeerA, 1}, at(0))->client = 7;
+  t.create({kPeerA, 2}, at(1))->client = 8;
+  EXPECT_EQ(t.create({kPeerB, 1}, at(2)), nullptr);
+  EXPECT_NE(t.find({kPeerA, 1}), nullptr);
+  EXPECT_NE(t.find({kPeerA, 2}), nullptr);
 }
 
 // ---- packets and limits --------------------------------------------------------------
@@ -113,17 +141,24 @@ TEST(Transactions, AddDuplicateAndOverLimit) {
   EXPECT_EQ(tx->packets.size(), 3u);
 }
 
-TEST(Transactions, ByteLimitIsSharedByAllTransactions) {
+TEST(Transactions, ByteLimitMakesRoomFromTheHeaviestOtherPeer) {
   Table t(limits(10, 100));
   auto* a = t.create({kPeerA, 1}, at(0));
   auto* b = t.create({kPeerB, 1}, at(0));
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(t.add_packet(*a, 0, Bytes(70), at(0)), Add::Added);
-  EXPECT_EQ(t.add_packet(*b, 0, Bytes(31), at(0)), Add::OverLimit);
   EXPECT_EQ(t.add_packet(*b, 0, Bytes(30), at(0)), Add::Added);
-  EXPECT_EQ(a->bytes, 70u);
-  EXPECT_EQ(b->bytes, 30u);
+  EXPECT_EQ(t.bytes(), 100u);
+  // B needs room; A holds more, so A's transaction goes.
+  EXPECT_EQ(t.add_packet(*b, 1, Bytes(31), at(0)), Add::Added);
+  EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
+  EXPECT_EQ(b->bytes, 61u);
+  EXPECT_EQ(t.bytes(), 61u);
+  // Now B is the heaviest: nothing is taken from others for it.
+  auto* a2 = t.create({kPeerA, 2}, at(0));
+  EXPECT_EQ(t.add_packet(*a2, 0, Bytes(39), at(0)), Add::Added);
+  EXPECT_EQ(t.add_packet(*b, 2, Bytes(1), at(0)), Add::OverLimit);
   EXPECT_EQ(t.bytes(), 100u);
 }
 

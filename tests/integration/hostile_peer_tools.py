@@ -1,0 +1,417 @@
+#!/usr/bin/python3
+"""Hostile peers and clients for tests/integration/test_hostile_peers.py.
+
+Run as a script inside a node's network namespace (stdlib only):
+
+    ip netns exec NS /usr/bin/python3 hostile_peer_tools.py MODE 'JSON-CONFIG'
+
+MODE is one of
+  tcp   connection abuse against a daemon's TCP port 16962
+  udp   a flood of random, truncated and lying datagrams to port 16962
+  unix  abuse of a daemon's unix socket (runs in the victim's namespace)
+
+The attack runs for config["duration"] seconds (or until SIGTERM/SIGINT),
+then every socket is checked (still open / closed by the daemon), all are
+closed and one JSON report line is printed on stdout:  REPORT {...}
+
+Wire format (alfred, all big endian): TLV = type u8, version u8, length u16
+(bytes after the TLV).  push_data (0): TLV, tx_id u16, seqno u16, records
+(source mac[6], type u8, version u8, length u16, data).  request (2): TLV,
+requested type u8, tx_id u16.  status_txend (3): TLV, tx_id u16, seqno u16
+(= number of packets of the transaction).  event_register (9): TLV only.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import resource
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+PORT = 16962
+_stop = False
+
+
+def _on_signal(signum, frame):
+    global _stop
+    _stop = True
+
+
+def tlv(ptype: int, length: int, version: int = 0) -> bytes:
+    return struct.pack("!BBH", ptype, version, length)
+
+
+def record(rtype: int, data: bytes, source: bytes | None = None, version: int = 0) -> bytes:
+    src = source if source is not None else bytes([0x02, 0x66]) + os.urandom(4)
+    return src + struct.pack("!BBH", rtype, version, len(data)) + data
+
+
+def push(tx_id: int, seqno: int, records: bytes) -> bytes:
+    body = struct.pack("!HH", tx_id, seqno) + records
+    return tlv(0, len(body)) + body
+
+
+def request(rtype: int, tx_id: int) -> bytes:
+    return tlv(2, 3) + struct.pack("!BH", rtype, tx_id)
+
+
+def txend(tx_id: int, count: int) -> bytes:
+    return tlv(3, 4) + struct.pack("!HH", tx_id, count)
+
+
+def raise_nofile(n: int = 65536) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n if hard == resource.RLIM_INFINITY else min(n, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def peer_state(s: socket.socket) -> str:
+    """'open', 'eof' (daemon closed it) or 'reset', without consuming data
+    that a test might still want to count (MSG_PEEK)."""
+    try:
+        d = s.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return "open"
+    except ConnectionResetError:
+        return "reset"
+    except OSError as e:
+        return "error:" + errno.errorcode.get(e.errno, str(e.errno))
+    return "eof" if d == b"" else "open"  # data waiting: still open as far as we know
+
+
+def drain_state(s: socket.socket, limit: int = 64 << 20) -> tuple[str, int]:
+    """Read everything that is waiting; returns (state, bytes read)."""
+    n = 0
+    while n < limit:
+        try:
+            d = s.recv(65536, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return "open", n
+        except ConnectionResetError:
+            return "reset", n
+        except OSError as e:
+            return "error:" + errno.errorcode.get(e.errno, str(e.errno)), n
+        if not d:
+            return "eof", n
+        n += len(d)
+    return "open", n
+
+
+def sleep_until(t: float) -> None:
+    while not _stop:
+        left = t - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
+
+
+# --------------------------------------------------------------------------- tcp
+
+def tcp_attack(cfg: dict) -> dict:
+    """cfg: victim (fe80:: address), ifname, sources [addresses of ours],
+    duration, plan: list of {"kind", "count", "sources": [indices]}; kinds:
+      idle    connect, send nothing
+      half    send 2 bytes of a header, stall
+      huge    send a header announcing 65535 bytes (more than any packet)
+      near    send a header announcing 65000 bytes, then 10 bytes, stall
+      noread  send a request for type cfg["req_type"], never read the answer
+    Connections are opened kind by kind in plan order, non-blocking, each
+    kind's sources used round robin."""
+    raise_nofile()
+    scope = socket.if_nametoindex(cfg["ifname"])
+    victim = (cfg["victim"], PORT, 0, scope)
+    srcs = cfg["sources"]
+    t0 = time.monotonic()
+    deadline = t0 + cfg["duration"]
+    sel = selectors.DefaultSelector()
+    conns: list[dict] = []
+    payload = {
+        "idle": b"",
+        "half": tlv(0, 100)[:2],
+        "huge": tlv(0, 0xFFFF),
+        "near": tlv(0, 65000) + os.urandom(10),
+        "noread": request(cfg.get("req_type", 64), 0),
+    }
+    stats = {}
+    for step in cfg["plan"]:
+        kind = step["kind"]
+        st = stats.setdefault(kind, {"attempted": 0, "connected": 0, "refused_at_connect": 0,
+                                     "connect_timeout": 0, "sent": 0})
+        pending = {}
+        for i in range(step["count"]):
+            src = srcs[step["sources"][i % len(step["sources"])]]
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            s.setblocking(False)
+            if kind == "noread":
+                # a small window, so the daemon's writes stall early
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            try:
+                s.bind((src, 0, 0, scope))
+                s.connect(victim)
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                st.setdefault("errors", {}).setdefault(errno.errorcode.get(e.errno, str(e.errno)), 0)
+                st["errors"][errno.errorcode.get(e.errno, str(e.errno))] += 1
+                s.close()
+                continue
+            st["attempted"] += 1
+            pending[s.fileno()] = s
+            sel.register(s, selectors.EVENT_WRITE)
+        # wait for this step's connects (bounded, so a SYN-dropping daemon cannot hang us)
+        step_deadline = time.monotonic() + step.get("connect_wait", 8)
+        while pending and time.monotonic() < step_deadline and not _stop:
+            for key, _ in sel.select(0.2):
+                s = key.fileobj
+                sel.unregister(s)
+                pending.pop(s.fileno(), None)
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    st["refused_at_connect"] += 1
+                    s.close()
+                    continue
+                st["connected"] += 1
+                data = payload[kind]
+                if data:
+                    try:
+                        s.send(data)
+                        st["sent"] += 1
+                    except OSError:
+                        pass
+                conns.append({"kind": kind, "sock": s, "t": time.monotonic() - t0})
+        for s in pending.values():
+            sel.unregister(s)
+            st["connect_timeout"] += 1
+            s.close()
+    stats["open_phase_s"] = round(time.monotonic() - t0, 2)
+    sleep_until(deadline)
+    for c in conns:
+        state = peer_state(c["sock"])
+        st = stats[c["kind"]]
+        st[state] = st.get(state, 0) + 1
+    for c in conns:
+        c["sock"].close()
+    stats["elapsed_s"] = round(time.monotonic() - t0, 2)
+    return stats
+
+
+# --------------------------------------------------------------------------- udp
+
+def udp_attack(cfg: dict) -> dict:
+    """cfg: victim, ifname, sources, duration, rate (datagrams/s, all kinds),
+    big_rate (60 KB valid-looking pushes per second), multicast_share (0..1),
+    big_first_s / big_first_rate: a burst of only 60 KB pushes before the mix,
+    kinds: restrict the mix to these generator names."""
+    scope = socket.if_nametoindex(cfg["ifname"])
+    rnd = random.Random(cfg.get("seed", 1))
+    socks = []
+    for src in cfg["sources"]:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind((src, 0, 0, scope))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, scope)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.setblocking(False)
+        socks.append(s)
+    uni = (cfg["victim"], PORT, 0, scope)
+    multi = ("ff02::1", PORT, 0, scope)
+    mshare = cfg.get("multicast_share", 0.3)
+
+    def rtype():
+        return rnd.randrange(64, 256)
+
+    def gen_random():
+        return os.urandom(rnd.randrange(1, 1400))
+
+    def gen_tlv_lie():
+        # header announcing more than the datagram holds
+        ptype = rnd.choice([0, 1, 2, 3, 4, 5, 8, 9, 10, rnd.randrange(256)])
+        body = os.urandom(rnd.randrange(0, 200))
+        return tlv(ptype, rnd.randrange(len(body) + 1, 0x10000), version=rnd.choice([0, 0, 0, 1]))[:4] + body
+
+    def gen_record_past_end():
+        data = os.urandom(rnd.randrange(0, 100))
+        rec = bytes([2, 0x66]) + os.urandom(4) + struct.pack("!BBH", rtype(), 0, len(data) + rnd.randrange(1, 60000)) + data
+        return push(rnd.randrange(0x10000), rnd.randrange(0x10000), rec)
+
+    def gen_valid_incomplete():
+        data = os.urandom(rnd.randrange(1, 1100))
+        return push(rnd.randrange(0x10000), rnd.randrange(0, 8), record(rtype(), data))
+
+    def gen_txend():
+        return txend(rnd.randrange(0x10000), rnd.choice([1, 2, 100, 0xFFFF, rnd.randrange(0x10000)]))
+
+    def gen_huge_counts():
+        # a transaction announcing 65535 packets, of which one arrives
+        tx = rnd.randrange(0x10000)
+        return [push(tx, 0xFFFE, record(rtype(), os.urandom(32))), txend(tx, 0xFFFF)]
+
+    def gen_big():
+        data = os.urandom(60000)
+        return push(rnd.randrange(0x10000), rnd.randrange(0, 0x10000), record(rtype(), data))
+
+    kinds = [("random", gen_random, 3), ("tlv_lie", gen_tlv_lie, 2), ("record_past_end", gen_record_past_end, 2),
+             ("valid_incomplete", gen_valid_incomplete, 3), ("txend_unknown", gen_txend, 2),
+             ("huge_counts", gen_huge_counts, 1)]
+    if cfg.get("kinds"):
+        kinds = [k for k in kinds if k[0] in cfg["kinds"]]
+    weighted = [k for k in kinds for _ in range(k[2])]
+    sent = {k[0]: 0 for k in kinds}
+    sent["big_push"] = 0
+    dropped = {}
+    rate = cfg["rate"]
+    big_rate = cfg.get("big_rate", 0)
+    t0 = time.monotonic()
+    end = t0 + cfg["duration"]
+    n = 0
+    nbig = 0
+    to_uni = to_multi = 0
+
+    def send(s, pkt, dest):
+        try:
+            s.sendto(pkt, dest)
+            return True
+        except (BlockingIOError, InterruptedError):
+            dropped["EAGAIN"] = dropped.get("EAGAIN", 0) + 1
+        except OSError as e:
+            k = errno.errorcode.get(e.errno, str(e.errno))
+            dropped[k] = dropped.get(k, 0) + 1
+        return False
+
+    # First a burst of large pushes only (each a transaction of its own that
+    # never completes), to drive the daemon's buffered-transaction memory to
+    # its cap before the small packets fill its transaction table.
+    burst_end = t0 + cfg.get("big_first_s", 0)
+    nb = 0
+    while not _stop and time.monotonic() < burst_end:
+        if nb >= int((time.monotonic() - t0) * cfg.get("big_first_rate", 300)):
+            time.sleep(0.0005)
+            continue
+        if send(socks[nb % len(socks)], gen_big(), uni):
+            sent["big_push"] += 1
+            to_uni += 1
+        nb += 1
+    t1 = time.monotonic()
+    while not _stop:
+        now = time.monotonic()
+        if now >= end:
+            break
+        due = int((now - t1) * rate)
+        if n >= due and (not big_rate or nbig >= int((now - t1) * big_rate)):
+            time.sleep(0.0005)
+            continue
+        batch = min(max(due - n, 0), 200)
+        for _ in range(batch):
+            name, gen, _w = weighted[rnd.randrange(len(weighted))]
+            pkts = gen()
+            if isinstance(pkts, bytes):
+                pkts = [pkts]
+            s = socks[rnd.randrange(len(socks))]
+            multicast = rnd.random() < mshare
+            dest = multi if multicast else uni
+            for p in pkts:
+                if send(s, p, dest):
+                    sent[name] += 1
+                    if multicast:
+                        to_multi += 1
+                    else:
+                        to_uni += 1
+            n += 1
+        while big_rate and nbig < int((time.monotonic() - t1) * big_rate):
+            if send(socks[nbig % len(socks)], gen_big(), uni):
+                sent["big_push"] += 1
+                to_uni += 1
+            nbig += 1
+    for s in socks:
+        s.close()
+    total = sum(sent.values())
+    el = time.monotonic() - t0
+    return {"sent": sent, "total": total, "unicast": to_uni, "multicast": to_multi,
+            "send_errors": dropped, "elapsed_s": round(el, 2), "rate_per_s": round(total / max(el, 1e-9))}
+
+
+# --------------------------------------------------------------------------- unix
+
+def unix_attack(cfg: dict) -> dict:
+    """cfg: path, duration, silent, garbage, hugehdr, listeners."""
+    raise_nofile()
+    path = cfg["path"]
+    t0 = time.monotonic()
+    deadline = t0 + cfg["duration"]
+    conns = []
+    stats = {}
+
+    def connect() -> socket.socket | None:
+        end = time.monotonic() + 5
+        while not _stop:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(path)
+                return s
+            except (BlockingIOError, InterruptedError):  # listen backlog full: the daemon is busy
+                s.close()
+                if time.monotonic() > end:
+                    return None
+                time.sleep(0.002)
+            except OSError:
+                s.close()
+                return None
+        return None
+
+    plan = [("listener", cfg.get("listeners", 0)), ("garbage", cfg.get("garbage", 0)),
+            ("hugehdr", cfg.get("hugehdr", 0)), ("silent", cfg.get("silent", 0))]
+    for kind, count in plan:
+        st = stats.setdefault(kind, {"attempted": 0, "connected": 0, "write_failed": 0})
+        for _ in range(count):
+            if _stop:
+                break
+            st["attempted"] += 1
+            s = connect()
+            if s is None:
+                continue
+            st["connected"] += 1
+            data = {"listener": tlv(9, 0), "garbage": os.urandom(random.randrange(1, 300)),
+                    "hugehdr": tlv(0, 0xFFFF), "silent": b""}[kind]
+            if data:
+                try:
+                    s.send(data)
+                except OSError:
+                    st["write_failed"] += 1
+            conns.append((kind, s))
+    stats["open_phase_s"] = round(time.monotonic() - t0, 2)
+    sleep_until(deadline)
+    for kind, s in conns:
+        st = stats[kind]
+        if kind == "listener":
+            state, n = drain_state(s)
+            st["event_bytes_read_at_end"] = st.get("event_bytes_read_at_end", 0) + n
+            st["max_event_bytes_one_listener"] = max(st.get("max_event_bytes_one_listener", 0), n)
+        else:
+            state = peer_state(s)
+        st[state] = st.get(state, 0) + 1
+    for kind, s in conns:
+        s.close()
+    stats["elapsed_s"] = round(time.monotonic() - t0, 2)
+    return stats
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    mode, cfg = argv[1], json.loads(argv[2])
+    fn = {"tcp": tcp_attack, "udp": udp_attack, "unix": unix_attack}[mode]
+    report = fn(cfg)
+    print("REPORT " + json.dumps(report, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
