@@ -22,7 +22,9 @@ echo "== fuzzing (libFuzzer, ${ALFRED_FUZZ_SECONDS:-60} s per target)"
 scripts/fuzz.sh "${ALFRED_FUZZ_SECONDS:-60}"
 
 echo "== integration tests (network namespaces, our daemon and Debian's alfred)"
-export ALFRED_BIN="$PWD/build/alfred"
 export ALFRED_ASAN_BIN="$PWD/build-asan/alfred"
 export DEBIAN_ALFRED=/usr/sbin/alfred
-/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration
+ALFRED_BIN="$PWD/build/alfred" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration
+
+echo "== integration tests again, with the ASan+UBSan daemon and client under test"
+ALFRED_BIN="$PWD/build-asan/alfred" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration
