@@ -214,10 +214,12 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     t_.stats_.bytes_in += n;
     last_activity_ = Clock::now();
     bool was_mid = reader_.mid_packet();
+    std::size_t completed = 0;
     auto self = shared_from_this();
     Route from{iface_, peer_, mac_, id_};
     bool ok = reader_.feed(std::span<const std::uint8_t>(rx_.data(), n),
                            [&](std::span<const std::uint8_t> packet) {
+                             ++completed;
                              if (!closed_) t_.cb_.deliver(from, packet);
                            });
     if (closed_) return;
@@ -227,7 +229,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       close("bad stream: " + reader_.error());
       return;
     }
-    if (reader_.mid_packet() && (!was_mid || n == 0)) partial_since_ = last_activity_;
+    // The partial-packet clock runs per packet: it starts when a packet's
+    // first bytes arrive, which is now if this read finished the previous one.
+    if (reader_.mid_packet() && (!was_mid || completed > 0)) partial_since_ = last_activity_;
     if (!reader_.mid_packet()) partial_since_ = {};
     read();
   }
