@@ -297,11 +297,20 @@ void LinkSocket::flush() {
   }
 }
 
+void LinkSocket::clear_error(asio::ip::udp::socket& sock) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
+}
+
 void LinkSocket::wait_writable() {
   writing_ = true;
   std::weak_ptr<bool> alive = alive_;
   unicast_.async_wait(asio::socket_base::wait_write, [this, alive](const asio::error_code& ec) {
-    if (alive.expired() || ec) return;
+    if (alive.expired() || ec == asio::error::operation_aborted || !unicast_.is_open()) return;
+    // Any other error is a pending socket error (an ICMP report, a link that
+    // went down); it must not stop the queue for good.
+    if (ec) clear_error(unicast_);
     writing_ = false;
     flush();
   });
@@ -310,7 +319,11 @@ void LinkSocket::wait_writable() {
 void LinkSocket::wait_readable(asio::ip::udp::socket& sock) {
   std::weak_ptr<bool> alive = alive_;
   sock.async_wait(asio::socket_base::wait_read, [this, alive, &sock](const asio::error_code& ec) {
-    if (alive.expired() || ec || !sock.is_open()) return;
+    if (alive.expired() || ec == asio::error::operation_aborted || !sock.is_open()) return;
+    if (ec) {
+      log_verbose("socket error on " + name_ + ": " + ec.message());
+      clear_error(sock);
+    }
     drain(sock);
   });
 }

@@ -66,6 +66,7 @@ class LinkSocket {
   void enqueue(Pending p);
   void flush();
   void wait_writable();
+  static void clear_error(asio::ip::udp::socket& sock);
   void wait_readable(asio::ip::udp::socket& sock);
   void drain(asio::ip::udp::socket& sock);
   bool open6(std::string& error);

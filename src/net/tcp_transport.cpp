@@ -175,7 +175,11 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       return;
     }
     if (writing_ && now - last_write_progress_ >= t_.limits_.stall_timeout) {
-      fail("peer stopped reading");
+      // The peer took the connection, so it speaks TCP; it or the link is
+      // overloaded. Resending megabytes by UDP would only add to that, so
+      // the next period simply tries TCP again.
+      ++t_.stats_.failed;
+      close("peer stopped reading");
       return;
     }
     if (now - last_activity_ >= t_.limits_.idle_timeout) close("idle");
