@@ -364,7 +364,7 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
   if (kind == PushKind::Sync && opts_.tcp &&
       transaction.total_size() > wire::kUnfragmentedPayload &&
       !tcp_.udp_only(to.iface, to.addr)) {
-    if (tcp_.pushes_in_flight(to.iface, to.addr) >= tcp_.limits().max_pushes_per_peer) {
+    if (tcp_.push_busy(to.iface, to.addr)) {
       log_verbose("tcp: earlier pushes to " + to_string(to.addr) + " still running, skipping");
       return;
     }

@@ -73,6 +73,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   const std::string& iface() const { return iface_; }
   const PeerAddress& peer() const { return peer_; }
   bool closed() const { return closed_; }
+  bool streaming() const { return !connecting_ && !closed_; }
 
   // --- outbound
   void connect(const asio::ip::tcp::endpoint& to, const PeerAddress& own, unsigned scope) {
@@ -458,12 +459,14 @@ bool TcpTransport::udp_only(const std::string& iface, const PeerAddress& peer) c
   return it != udp_only_until_.end() && Clock::now() < it->second;
 }
 
-std::size_t TcpTransport::pushes_in_flight(const std::string& iface,
-                                           const PeerAddress& peer) const {
+bool TcpTransport::push_busy(const std::string& iface, const PeerAddress& peer) const {
   std::size_t n = 0;
-  for (const auto& [id, c] : connections_)
-    if (c->kind() == Connection::Kind::Push && c->iface() == iface && c->peer() == peer) ++n;
-  return n;
+  for (const auto& [id, c] : connections_) {
+    if (c->kind() != Connection::Kind::Push || c->iface() != iface || c->peer() != peer) continue;
+    if (c->streaming()) return true;  // one snapshot at a time on the wire
+    ++n;
+  }
+  return n >= limits_.max_pushes_per_peer;
 }
 
 std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, int kind,

@@ -28,8 +28,8 @@ struct TcpLimits {
   // Past Linux's third SYN (sent at 0, 1 and 3 s), so one lost SYN or
   // SYN-ACK on a lossy link does not end the attempt.
   std::chrono::milliseconds connect_timeout{4000};
-  // A slow push (lost handshake) may still run when the next period's
-  // starts; a second one carries the newer snapshot.
+  // A push whose handshake lost a SYN may still be connecting when the next
+  // period's starts; a second one may then go ahead with the newer snapshot.
   std::size_t max_pushes_per_peer = 2;
   std::chrono::milliseconds idle_timeout{30000};     // nothing moved either way
   std::chrono::milliseconds partial_timeout{10000};  // a packet begun but not finished
@@ -72,9 +72,9 @@ class TcpTransport {
   void close_all();
 
   bool udp_only(const std::string& iface, const PeerAddress& peer) const;
-  // Pushes to this peer still being streamed.
-  std::size_t pushes_in_flight(const std::string& iface, const PeerAddress& peer) const;
-  const TcpLimits& limits() const { return limits_; }
+  // True when a push to this peer is streaming, or too many are still
+  // connecting: a new one would only compete with them.
+  bool push_busy(const std::string& iface, const PeerAddress& peer) const;
 
   void push(const Route& to, wire::PushEncoder transaction);
   void request(const Route& to, const wire::Request& request);

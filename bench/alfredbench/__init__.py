@@ -1,0 +1,1 @@
+"""alfred benchmark (bench/run-bench): ours vs Debian alfred in namespace meshes."""
