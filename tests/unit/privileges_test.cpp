@@ -64,7 +64,7 @@ std::string in_child(const std::function<std::string()>& body) {
   do {                                                   \
     const std::string result_ = in_child(__VA_ARGS__);   \
     if (result_.rfind(kSkip, 0) == 0) {                  \
-      GTEST_SKIP() << result_.substr(std::strlen(kSkip)); \
+      GTEST_FAIL() << result_.substr(std::strlen(kSkip)); \
     }                                                    \
     EXPECT_EQ(result_, "");                              \
   } while (0)
@@ -106,7 +106,7 @@ bool privileged_enough() {
 }
 
 TEST(Privileges, ReduceKeepsOnlyNetworkCapabilities) {
-  if (!privileged_enough()) GTEST_SKIP() << "needs root-like capabilities";
+  if (!privileged_enough()) GTEST_FAIL() << "needs root-like capabilities";
   RUN_IN_CHILD([] {
     if (!reduce_capabilities()) return std::string("reduce_capabilities failed");
     if (auto e = expect_exactly(CAP_PERMITTED, {CAP_NET_RAW, CAP_NET_ADMIN}); !e.empty()) return e;
@@ -120,7 +120,7 @@ TEST(Privileges, ReduceKeepsOnlyNetworkCapabilities) {
 }
 
 TEST(Privileges, RaiseGuardIsScoped) {
-  if (!privileged_enough()) GTEST_SKIP() << "needs root-like capabilities";
+  if (!privileged_enough()) GTEST_FAIL() << "needs root-like capabilities";
   RUN_IN_CHILD([] {
     if (!reduce_capabilities()) return std::string("reduce_capabilities failed");
     {
@@ -143,7 +143,7 @@ TEST(Privileges, RaiseGuardIsScoped) {
 }
 
 TEST(Privileges, RaiseOfDroppedCapabilityIsHarmless) {
-  if (!privileged_enough()) GTEST_SKIP() << "needs root-like capabilities";
+  if (!privileged_enough()) GTEST_FAIL() << "needs root-like capabilities";
   RUN_IN_CHILD([] {
     if (!reduce_capabilities()) return std::string("reduce_capabilities failed");
     {
@@ -166,7 +166,7 @@ TEST(Privileges, RaiseWithoutReduceLeavesEffectiveSetAlone) {
 }
 
 TEST(Privileges, UnprivilegedUserIsNotAnError) {
-  if (!privileged_enough()) GTEST_SKIP() << "needs root to become nobody";
+  if (!privileged_enough()) GTEST_FAIL() << "needs root to become nobody";
   RUN_IN_CHILD([] {
     if (setgroups(0, nullptr) != 0 || setresgid(kNobody, kNobody, kNobody) != 0 ||
         setresuid(kNobody, kNobody, kNobody) != 0)
@@ -182,7 +182,7 @@ TEST(Privileges, UnprivilegedUserIsNotAnError) {
 // and saved uid are root. (The gid is set-group-ID here as well to cover that
 // path.)
 TEST(Privileges, SetuidRootDropsToRealUidAndKeepsNetworkCapabilities) {
-  if (!privileged_enough()) GTEST_SKIP() << "needs root to simulate a setuid install";
+  if (!privileged_enough()) GTEST_FAIL() << "needs root to simulate a setuid install";
   RUN_IN_CHILD([] {
     if (setgroups(0, nullptr) != 0 || setresgid(kNobody, 0, 0) != 0 ||
         setresuid(kNobody, 0, 0) != 0)
@@ -229,7 +229,7 @@ std::string bind_unix(const std::string& path) {
 }
 
 TEST(Privileges, RootDaemonStillWorksAfterReduce) {
-  if (!privileged_enough() || getuid() != 0) GTEST_SKIP() << "needs root";
+  if (!privileged_enough() || getuid() != 0) GTEST_FAIL() << "needs root";
   RUN_IN_CHILD([]() -> std::string {
     // A private network namespace: no clash with a running alfred on 16962.
     if (unshare(CLONE_NEWNET) != 0) return std::string(kSkip) + errno_text("unshare");
