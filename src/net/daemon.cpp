@@ -321,6 +321,7 @@ void Daemon::on_ipc(ClientId client, std::span<const std::uint8_t> message) {
   if (auto* push = std::get_if<wire::PushData>(&d.packet)) {
     if (!engine_.ipc_set_data(*push, now)) log_verbose("unix client: set data refused");
     ipc_.finish(client);
+    arm_tx_timer();  // a primary forwards the change promptly
   } else if (auto* req = std::get_if<wire::Request>(&d.packet)) {
     wire::TlvHeader h;
     wire::read_tlv_header(message, h);
