@@ -66,6 +66,16 @@ class Binaries:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def record_failure(res: dict, lab, e: Exception) -> None:
+    """A failed run is recorded (first line of the error, tail of the daemon
+    logs) and the benchmark goes on."""
+    res["error"] = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    try:
+        res["logs"] = lab.daemon_logs(15)[-3000:]
+    except Exception:  # noqa: BLE001 - the logs are a bonus
+        pass
+
+
 def sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 
+from .common import record_failure
 from .common import (STDBUF, LinkParams, count_matching, log, median, new_lab, push, run_parallel,
                      snmp6, source_mac)
 
@@ -162,11 +163,7 @@ def run_cell(cfg, bins, loss: float, variant: str, rep: int) -> dict:
                     res["log_complete_from_sync_s"] = round(done[0] - first, 3)
         lab.check_daemons()
     except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-        res["error"] = str(e).splitlines()[0][:300]
-        try:
-            res["logs"] = lab.daemon_logs(15)[-3000:]
-        except Exception:  # noqa: BLE001
-            pass
+        record_failure(res, lab, e)
     finally:
         lab.close()
     return res

@@ -27,6 +27,7 @@ import random
 import re
 import time
 
+from .common import record_failure
 from .common import (LinkParams, count_matching, daemon_pid, log, new_lab, proc_mem_kb, push_all,
                      reset_hwm, source_mac, wait_count)
 
@@ -126,12 +127,8 @@ def run_ours(cfg, bins, rate: str) -> dict:
         res["target_extra_kb"] = 1024
         res["meets_target"] = res["extra_kb"] < 1024 and hb == len(expected)
         lab.check_daemons()
-    except Exception as e:  # noqa: BLE001 - recorded
-        res["error"] = str(e).splitlines()[0][:300]
-        try:
-            res["logs"] = lab.daemon_logs(15)[-3000:]
-        except Exception:  # noqa: BLE001
-            pass
+    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+        record_failure(res, lab, e)
     finally:
         lab.close()
     return res

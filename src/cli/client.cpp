@@ -217,7 +217,6 @@ int server_status(const Options& o) {
     std::perror("read from unix socket failed");
     return 0;
   }
-  auto d = wire::decode(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(len)));
   wire::TlvHeader h;
   if (!wire::read_tlv_header(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(len)),
                              h) ||
@@ -261,7 +260,6 @@ int server_status(const Options& o) {
     }
     pos += size;
   }
-  (void)d;
   return 0;
 }
 

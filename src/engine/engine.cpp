@@ -10,6 +10,19 @@ std::string describe(const Route& r) {
 }
 }  // namespace
 
+std::vector<std::string> parse_interface_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    std::size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    std::string name = list.substr(pos, comma - pos);
+    if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    pos = comma + 1;
+  }
+  return out;
+}
+
 Engine::Engine(EngineConfig config, Effects& effects, TqSource& tq,
                std::function<std::uint16_t()> random_id)
     : mode_(config.mode),
@@ -261,17 +274,7 @@ bool Engine::ipc_change_interface(const std::string& interfaces) {
   ifaces_.clear();
   best_.reset();
   std::vector<std::string> names;
-  if (interfaces != "none") {
-    std::size_t pos = 0;
-    while (pos <= interfaces.size()) {
-      std::size_t comma = interfaces.find(',', pos);
-      if (comma == std::string::npos) comma = interfaces.size();
-      std::string name = interfaces.substr(pos, comma - pos);
-      if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
-        names.push_back(name);
-      pos = comma + 1;
-    }
-  }
+  if (interfaces != "none") names = parse_interface_list(interfaces);
   for (auto& n : names) ifaces_.push_back(Iface{n, false, {}, {}, {}});
   fx_.reconfigure_interfaces(names);
   return true;

@@ -31,6 +31,9 @@ struct EngineConfig {
   TransactionTable::Limits limits{};
 };
 
+// "a,b,a" -> {"a", "b"}: the order kept, empty names and repeats dropped.
+std::vector<std::string> parse_interface_list(const std::string& list);
+
 class Engine {
  public:
   static constexpr std::chrono::seconds kServerTimeout{60};

@@ -14,24 +14,11 @@ extern char** environ;
 namespace alfred::net {
 namespace {
 
-std::vector<std::string> split_interfaces(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= list.size()) {
-    std::size_t comma = list.find(',', pos);
-    if (comma == std::string::npos) comma = list.size();
-    std::string name = list.substr(pos, comma - pos);
-    if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
-    pos = comma + 1;
-  }
-  return out;
-}
-
 EngineConfig engine_config(const cli::Options& o) {
   EngineConfig c;
   c.mode = o.mode;
   c.interfaces_disabled = o.net_iface && *o.net_iface == "none";
-  if (o.net_iface && !c.interfaces_disabled) c.interfaces = split_interfaces(*o.net_iface);
+  if (o.net_iface && !c.interfaces_disabled) c.interfaces = parse_interface_list(*o.net_iface);
   c.bat_iface = o.mesh_iface;
   c.update_command = o.update_command.has_value();
   // Forward fresh first-hand changes to the other primaries soon, not a
@@ -60,8 +47,7 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
       tcp_(io,
            TcpTransport::Callbacks{
                [this](const Route& from, std::span<const std::uint8_t> packet) {
-                 engine_.on_packet(from, packet, Clock::now());
-                 arm_tx_timer();
+                 deliver(from, packet);
                },
                [this](const Route& to, wire::PushEncoder tx) {
                  if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(tx));
@@ -101,7 +87,7 @@ int Daemon::start() {
       std::fprintf(stderr, "Can't start server: interface missing\n");
       return 255;
     }
-    auto names = split_interfaces(*opts_.net_iface);
+    auto names = parse_interface_list(*opts_.net_iface);
     if (names.empty() && !opts_.force) {
       std::fprintf(stderr, "Can't start server: valid interface missing\n");
       return 255;
@@ -251,11 +237,11 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
       log_verbose("dropped datagram from " + to_string(from) + ": not an EUI-64 link-local address");
       return;
     }
-    deliver(link.name(), from, *mac, bytes);
+    deliver(Route{link.name(), from, *mac, 0}, bytes);
     return;
   }
   if (auto mac = link.neighbour_mac(from)) {
-    if (is_valid_unicast(*mac)) deliver(link.name(), from, *mac, bytes);
+    if (is_valid_unicast(*mac)) deliver(Route{link.name(), from, *mac, 0}, bytes);
     return;
   }
   // The sender's MAC is not in the neighbour table yet. Upstream sleeps here;
@@ -285,7 +271,7 @@ void Daemon::retry_unresolved() {
     LinkSocket* l = link(u.iface);
     if (!l || !l->is_open()) continue;
     if (auto mac = l->neighbour_mac(u.from)) {
-      if (is_valid_unicast(*mac)) deliver(u.iface, u.from, *mac, u.bytes);
+      if (is_valid_unicast(*mac)) deliver(Route{u.iface, u.from, *mac, 0}, u.bytes);
     } else if (now < u.deadline) {
       unresolved_bytes_ += u.bytes.size();
       waiting.push_back(std::move(u));
@@ -302,9 +288,8 @@ void Daemon::retry_unresolved() {
   }
 }
 
-void Daemon::deliver(const std::string& iface, const PeerAddress& from, const Mac& mac,
-                     std::span<const std::uint8_t> bytes) {
-  engine_.on_packet(Route{iface, from, mac, 0}, bytes, Clock::now());
+void Daemon::deliver(const Route& from, std::span<const std::uint8_t> bytes) {
+  engine_.on_packet(from, bytes, Clock::now());
   arm_tx_timer();
 }
 

@@ -52,8 +52,7 @@ class Daemon final : public Effects {
   void link_closed(LinkSocket& link);
   std::optional<Mac> peer_mac(const std::string& iface, const PeerAddress& peer);
   void on_datagram(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t> bytes);
-  void deliver(const std::string& iface, const PeerAddress& from, const Mac& mac,
-               std::span<const std::uint8_t> bytes);
+  void deliver(const Route& from, std::span<const std::uint8_t> bytes);
   void retry_unresolved();
   void on_ipc(ClientId client, std::span<const std::uint8_t> message);
   void schedule_sync();
