@@ -32,9 +32,14 @@ Engine::Engine(EngineConfig config, Effects& effects, TqSource& tq,
       fx_(effects),
       tq_(tq),
       random_id_(std::move(random_id)),
+      store_(config.store),
       transactions_(config.limits),
+      requests_(config.requests),
+      max_servers_(config.max_servers_per_interface),
+      sync_budget_(config.sync_budget_bytes),
+      max_answer_bytes_(config.max_answer_bytes),
       prompt_delay_(config.prompt_sync_delay) {
-  for (auto& name : config.interfaces) ifaces_.push_back(Iface{name, false, {}, {}, {}});
+  for (auto& name : config.interfaces) ifaces_.push_back(Iface{name, false, {}, {}, {}, {}});
 }
 
 Engine::Iface* Engine::find_iface(const std::string& name) {
@@ -68,11 +73,18 @@ void Engine::interface_down(const std::string& name) {
 void Engine::on_packet(const Route& from, std::span<const std::uint8_t> bytes, TimePoint now) {
   auto decoded = wire::decode(bytes);
   if (!decoded.ok) {
-    fx_.log("dropped packet from " + describe(from) + ": " + decoded.error);
+    log_limited("decode", now, [&] {
+      return "dropped packet from " + describe(from) + ": " + decoded.error;
+    });
     return;
   }
   if (!find_iface(from.iface)) return;
   if (auto* push = std::get_if<wire::PushData>(&decoded.packet)) {
+    if (decoded.ignored_bytes)
+      log_limited("push-partial", now, [&] {
+        return "push data from " + describe(from) + ": " + std::to_string(decoded.ignored_bytes) +
+               " bytes after the last whole record ignored";
+      });
     handle_push(from, *push, bytes, now);
   } else if (std::holds_alternative<wire::AnnouncePrimary>(decoded.packet)) {
     handle_announce(from, now);
@@ -81,24 +93,98 @@ void Engine::on_packet(const Route& from, std::span<const std::uint8_t> bytes, T
   } else if (auto* end = std::get_if<wire::TxEnd>(&decoded.packet)) {
     handle_txend(from, *end, now);
   } else {
-    fx_.log("dropped " + std::string(wire::type_name(bytes[0])) + " packet from " +
-            describe(from) + ": not a network message");
+    log_limited("not-network", now, [&] {
+      return "dropped " + std::string(wire::type_name(bytes[0])) + " packet from " +
+            describe(from) + ": not a network message";
+    });
   }
 }
 
 void Engine::handle_announce(const Route& from, TimePoint now) {
   Iface* i = find_iface(from.iface);
-  auto [it, inserted] = i->servers.try_emplace(from.mac);
+  auto it = i->servers.find(from.mac);
+  if (it != i->servers.end()) {
+    i->heard.erase({it->second.last_seen, from.mac});
+  } else {
+    if (i->servers.size() >= max_servers_) {
+      // Full: the primary heard longest ago gives way, but only if it has
+      // been silent for a while, so that a flood of new addresses cannot
+      // push out primaries that keep announcing.
+      auto oldest = i->heard.begin();
+      if (oldest == i->heard.end() || now - oldest->first < kServerStale) {
+        log_limited("servers-full", now, [&] {
+      return "ignored primary " + describe(from) + ": " + std::to_string(max_servers_) +
+                " primaries known on " + from.iface;
+    });
+        return;
+      }
+      Mac gone = oldest->second;
+      log_limited("servers-evict", now, [&] {
+      return "primary " + to_string(gone) + " dropped for " + describe(from) +
+              ": primary table full";
+    });
+      if (best_ && best_->first == i->name && best_->second == gone) best_.reset();
+      i->servers.erase(gone);
+      i->heard.erase(oldest);
+    }
+    it = i->servers.try_emplace(from.mac).first;
+    fx_.log("new primary " + describe(from));
+  }
   it->second.addr = from.addr;
   it->second.last_seen = now;
-  if (inserted) fx_.log("new primary " + describe(from));
+  i->heard.insert({now, from.mac});
 }
 
-void Engine::handle_request(const Route& from, const wire::Request& req, TimePoint) {
-  auto snap = store_.snapshot(Source::Synced, req.requested_type);
+void Engine::handle_request(const Route& from, const wire::Request& req, TimePoint now) {
+  // Only primaries are asked (secondaries send no announcements, so no one
+  // has reason to ask them); answering in any mode, as upstream does, only
+  // makes every node an amplifier.
+  if (mode_ != wire::Mode::Primary) {
+    log_limited("request-mode", now, [&] {
+      return "dropped request from " + describe(from) + ": not a primary";
+    });
+    return;
+  }
+  // Admitted before the snapshot is built, so a refused request costs
+  // O(log n), not a walk of the store.
+  switch (requests_.admit(from.iface, from.mac, store_.type_bytes(req.requested_type),
+                          store_.has_sender(from.mac), now)) {
+    case RequestBudget::Verdict::Answer:
+      break;
+    case RequestBudget::Verdict::SourceLimited:
+      log_limited("request-source", now, [&] {
+      return "dropped request from " + describe(from) + ": too many requests from it";
+    });
+      return;
+    case RequestBudget::Verdict::GlobalLimited:
+      log_limited("request-global", now, [&] {
+      return "dropped request from " + describe(from) + ": reply budget of this second spent";
+    });
+      return;
+  }
+  // An answer queued behind a slow reader keeps its snapshot, and records
+  // the store has dropped since, alive: what all answers in flight hold is
+  // capped, counted until the transport lets the last copy go.
+  std::size_t cost = store_.type_bytes(req.requested_type) +
+                     store_.type_records(req.requested_type) * sizeof(RecordPtr);
+  if (*answers_live_ + cost > max_answer_bytes_ && *answers_live_ > 0) {
+    log_limited("request-memory", now, [&] {
+      return "dropped request from " + describe(from) + ": answers in flight hold " +
+             std::to_string(*answers_live_) + " bytes";
+    });
+    return;
+  }
+  *answers_live_ += cost;
+  std::weak_ptr<std::size_t> meter = answers_live_;
+  auto snap = std::shared_ptr<const Snapshot>(
+      new Snapshot(store_.snapshot(Source::Synced, req.requested_type)),
+      [meter, cost](const Snapshot* p) {
+        if (auto m = meter.lock()) *m -= cost;
+        delete p;
+      });
   fx_.log("request for type " + std::to_string(req.requested_type) + " from " + describe(from) +
-          ": " + std::to_string(snap.size()) + " records");
-  fx_.send_push(from, wire::PushEncoder(std::move(snap), req.tx_id, true), PushKind::Reply);
+          ": " + std::to_string(snap->size()) + " records");
+  fx_.send_push(from, wire::PushEncoder::shared(std::move(snap), req.tx_id, true), PushKind::Reply);
 }
 
 void Engine::handle_push(const Route& from, const wire::PushData& push,
@@ -108,13 +194,17 @@ void Engine::handle_push(const Route& from, const wire::PushData& push,
   if (!tx) {
     // Secondaries only take answers to their own requests.
     if (mode_ != wire::Mode::Primary) {
-      fx_.log("dropped push data from " + describe(from) + ": no transaction " +
-              std::to_string(push.tx_id));
+      log_limited("push-unsolicited", now, [&] {
+      return "dropped push data from " + describe(from) + ": no transaction " +
+              std::to_string(push.tx_id);
+    });
       return;
     }
     tx = transactions_.create(key, now);
     if (!tx) {
-      fx_.log("dropped push data from " + describe(from) + ": transaction limit reached");
+      log_limited("push-tx-limit", now, [&] {
+      return "dropped push data from " + describe(from) + ": transaction limit reached";
+    });
       return;
     }
   }
@@ -124,7 +214,17 @@ void Engine::handle_push(const Route& from, const wire::PushData& push,
   std::vector<std::uint8_t> copy(bytes.begin(), bytes.begin() + wire::kTlvSize + h.length);
   auto r = transactions_.add_packet(*tx, push.seqno, std::move(copy), now);
   if (r == TransactionTable::AddResult::OverLimit) {
-    fx_.log("dropped push data from " + describe(from) + ": buffer limit reached");
+    log_limited("push-memory", now, [&] {
+      return "dropped push data from " + describe(from) + ": buffer limit reached";
+    });
+    return;
+  }
+  if (r == TransactionTable::AddResult::TooManyPackets) {
+    log_limited("push-packets", now, [&] {
+      return "dropped push data from " + describe(from) + ": transaction " +
+            std::to_string(push.tx_id) + " has " +
+            std::to_string(transactions_.limits().max_packets_per_transaction) + " packets";
+    });
     return;
   }
   if (r == TransactionTable::AddResult::Duplicate) return;
@@ -139,7 +239,7 @@ void Engine::handle_txend(const Route& from, const wire::TxEnd& end, TimePoint n
     tx = transactions_.create(key, now);
     if (!tx) return;
   }
-  tx->last_rx = now;
+  transactions_.touch(*tx, now);
   tx->expected = end.seqno;
   finish_if_complete(key, from);
 }
@@ -151,6 +251,7 @@ void Engine::finish_if_complete(const TransactionTable::Key& key, const Route& f
   TimePoint now = done.last_rx;
   std::size_t bytes = done.bytes;
   for (const auto& [seqno, packet] : done.packets) apply(from.mac, packet, now);
+  // Not rate-limited: the benchmark reads these lines; one per transaction.
   fx_.log("transaction " + std::to_string(key.id) + " from " + describe(from) + " complete: " +
           std::to_string(done.packets.size()) + " packets, " + std::to_string(bytes) + " bytes");
   if (done.client) finish_client(*done.client, done.requested_type, key.id);
@@ -160,16 +261,24 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
   auto decoded = wire::decode(packet);
   auto* push = std::get_if<wire::PushData>(&decoded.packet);
   if (!decoded.ok || !push) return;  // checked when it arrived
+  std::size_t refused = 0;
   for (const auto& rv : push->records) {
     if (rv.data.size() > wire::kMaxRecordData) continue;
     Record rec{rv.source, rv.type, rv.version, {rv.data.begin(), rv.data.end()}};
     auto u = store_.apply_remote(std::move(rec), sender, now);
+    if (u.refused) ++refused;
     if (u.changed) {
       note_changed(rv.type);
       fx_.event(rv.type, rv.source);
       if (rv.source == sender) note_first_hand_change(rv.type, rv.source, now);
     }
   }
+  if (refused)
+    log_limited("store-full", now, [&] {
+      return "store full (" + std::to_string(store_.size()) + " records, " +
+            std::to_string(store_.memory()) + " bytes): refused " + std::to_string(refused) +
+            " records from " + to_string(sender) + ", the heaviest sender";
+    });
 }
 
 void Engine::note_changed(std::uint8_t type) {
@@ -188,14 +297,44 @@ std::optional<TimePoint> Engine::next_deadline() const {
   return d;
 }
 
-void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap) {
+void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic, TimePoint now) {
   if (snap->empty()) return;
+  std::vector<Route> targets;
   for (const auto& i : ifaces_) {
     if (!i.active) continue;
-    for (const auto& [mac, s] : i.servers)
-      fx_.send_push(Route{i.name, s.addr, mac, 0},
-                    wire::PushEncoder::shared(snap, random_id_(), false), PushKind::Sync);
+    for (const auto& [mac, s] : i.servers) targets.push_back(Route{i.name, s.addr, mac, 0});
   }
+  if (targets.empty()) return;
+  // Every known primary gets the snapshot, unless that is more than what is
+  // left of the period's budget: announcements are unauthenticated, so the
+  // table can hold primaries that are not there. Then as many as the budget
+  // allows get it, and the next sync goes on where this one stopped, so each
+  // primary still gets a full sync every few periods. Prompt forwards are
+  // charged to the same budget; one the budget has no room for waits for
+  // the period's full sync.
+  std::size_t size = std::max<std::size_t>(
+      1, wire::PushEncoder::encoded_size(*snap, false, wire::kMaxPacket));
+  std::size_t n = targets.size();
+  std::size_t start = 0;
+  if (periodic) sync_spent_ = 0;
+  if (sync_budget_ > 0) {
+    std::size_t left = sync_budget_ > sync_spent_ ? sync_budget_ - sync_spent_ : 0;
+    if (size * n > left) {
+      n = std::min(n, left / size);
+      if (periodic) n = std::max<std::size_t>(n, 1);
+      start = sync_cursor_ % targets.size();
+      sync_cursor_ = start + n;
+      log_limited("sync-budget", now, [&] {
+        return std::string(periodic ? "full" : "prompt") + " sync: budget of " +
+               std::to_string(sync_budget_) + " bytes a period reaches " + std::to_string(n) +
+               " of " + std::to_string(targets.size()) + " primaries";
+      });
+    }
+    sync_spent_ += n * size;
+  }
+  for (std::size_t k = 0; k < n; ++k)
+    fx_.send_push(targets[(start + k) % targets.size()],
+                  wire::PushEncoder::shared(snap, random_id_(), false), PushKind::Sync);
 }
 
 void Engine::finish_client(ClientId client, std::uint8_t type, std::uint16_t id) {
@@ -225,6 +364,13 @@ bool Engine::ipc_set_data(const wire::PushData& push, TimePoint now) {
   }
   Record rec{source, rv.type, rv.version, {rv.data.begin(), rv.data.end()}};
   auto u = store_.set_local(std::move(rec), now);
+  if (u.refused) {
+    log_limited("store-full-local", now, [&] {
+      return "store full (" + std::to_string(store_.size()) + " records, " +
+             std::to_string(store_.memory()) + " bytes of locally set data): set refused";
+    });
+    return false;
+  }
   if (u.changed) {
     fx_.event(rv.type, source);
     note_first_hand_change(rv.type, source, now);
@@ -275,7 +421,7 @@ bool Engine::ipc_change_interface(const std::string& interfaces) {
   best_.reset();
   std::vector<std::string> names;
   if (interfaces != "none") names = parse_interface_list(interfaces);
-  for (auto& n : names) ifaces_.push_back(Iface{n, false, {}, {}, {}});
+  for (auto& n : names) ifaces_.push_back(Iface{n, false, {}, {}, {}, {}});
   fx_.reconfigure_interfaces(names);
   return true;
 }
@@ -351,7 +497,7 @@ void Engine::on_sync_tick(TimePoint now) {
     for (const auto& i : ifaces_)
       if (i.active) fx_.send_packet(Route{i.name, PeerAddress::group(), {}, 0}, announce);
     // One snapshot serves every primary; the records are shared, not copied.
-    sync_primaries(std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand)));
+    sync_primaries(std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand)), true, now);
     prompt_keys_.clear();  // the full sync carries them
     prompt_at_.reset();
   } else {
@@ -380,6 +526,7 @@ void Engine::expire(TimePoint now) {
       if (now - it->second.last_seen >= kServerTimeout) {
         if (best_ && best_->first == i.name && best_->second == it->first) best_.reset();
         fx_.log("primary " + to_string(it->first) + " timed out");
+        i.heard.erase({it->second.last_seen, it->first});
         it = i.servers.erase(it);
       } else {
         ++it;
@@ -395,7 +542,8 @@ void Engine::on_timer(TimePoint now) {
     std::vector<std::pair<std::uint8_t, Mac>> keys(prompt_keys_.begin(), prompt_keys_.end());
     prompt_keys_.clear();
     if (mode_ == wire::Mode::Primary)
-      sync_primaries(std::make_shared<const Snapshot>(store_.snapshot_of(keys, Source::FirstHand)));
+      sync_primaries(std::make_shared<const Snapshot>(store_.snapshot_of(keys, Source::FirstHand)),
+                     false, now);
   }
   for (const auto& key : transactions_.expired(now)) {
     auto tx = transactions_.take(key);

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "engine/effects.hpp"
+#include "engine/log_limiter.hpp"
+#include "engine/request_budget.hpp"
 #include "engine/transactions.hpp"
 #include "store/store.hpp"
 #include "wire/packet.hpp"
@@ -29,6 +31,21 @@ struct EngineConfig {
   // instead of at its next period. Zero: only at the period, as upstream.
   Duration prompt_sync_delay{};
   TransactionTable::Limits limits{};
+  RequestBudget::Limits requests{};
+  // Primaries known per interface. Each gets a full sync every period, so
+  // the table is what an announcement (4 spoofable bytes) can make us send.
+  // Deployed meshes run a few primaries (gateways, servers); data reaches a
+  // primary only from primaries that know it, so the cap is set far above
+  // that. When full, a new one takes the place of the one heard longest ago,
+  // if that was more than kServerStale ago.
+  std::size_t max_servers_per_interface = 256;
+  // Bytes of periodic full syncs to other primaries per period; 0: no limit.
+  // Past it the primaries take turns (see sync_primaries).
+  std::size_t sync_budget_bytes = 0;
+  // Memory all answers to network requests still being sent may hold (their
+  // snapshots and the records in them); past it requests are dropped.
+  std::size_t max_answer_bytes = 32u << 20;
+  Store::Limits store{};
 };
 
 // "a,b,a" -> {"a", "b"}: the order kept, empty names and repeats dropped.
@@ -37,6 +54,7 @@ std::vector<std::string> parse_interface_list(const std::string& list);
 class Engine {
  public:
   static constexpr std::chrono::seconds kServerTimeout{60};
+  static constexpr std::chrono::seconds kServerStale{25};
 
   Engine(EngineConfig config, Effects& effects, TqSource& tq,
          std::function<std::uint16_t()> random_id);
@@ -66,6 +84,8 @@ class Engine {
   wire::Mode mode() const { return mode_; }
   const Store& store() const { return store_; }
   const TransactionTable& transactions() const { return transactions_; }
+  const RequestBudget& request_budget() const { return requests_; }
+  std::size_t answers_in_flight_bytes() const { return *answers_live_; }
   std::optional<Route> best_server() const;
   std::vector<Route> servers() const;
   const std::string& bat_iface() const { return bat_iface_; }
@@ -82,6 +102,7 @@ class Engine {
     Mac mac{};
     PeerAddress own;
     std::map<Mac, Server> servers;
+    std::set<std::pair<TimePoint, Mac>> heard;  // servers by last_seen
   };
 
   Iface* find_iface(const std::string& name);
@@ -99,7 +120,14 @@ class Engine {
   void expire(TimePoint now);
   void note_changed(std::uint8_t type);
   void note_first_hand_change(std::uint8_t type, const Mac& source, TimePoint now);
-  void sync_primaries(std::shared_ptr<const Snapshot> snap);
+  // periodic: the full sync of a tick, which the sync budget applies to.
+  void sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic, TimePoint now);
+  // A per-packet diagnostic, at most one line a second of each kind; the
+  // line is only built when it is logged.
+  template <class Line>
+  void log_limited(std::string_view kind, TimePoint now, Line&& line) {
+    if (auto suffix = drop_log_.admit(kind, now)) fx_.log(line() + *suffix);
+  }
 
   wire::Mode mode_;
   bool interfaces_disabled_;
@@ -112,6 +140,15 @@ class Engine {
   std::optional<std::pair<std::string, Mac>> best_;  // interface, server MAC
   Store store_;
   TransactionTable transactions_;
+  RequestBudget requests_;
+  LogLimiter drop_log_;
+  std::size_t max_servers_;
+  std::size_t sync_budget_;
+  std::size_t sync_cursor_ = 0;
+  std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick
+  std::size_t max_answer_bytes_;
+  // Bytes held by answers in flight; their snapshots' deleters count down.
+  std::shared_ptr<std::size_t> answers_live_ = std::make_shared<std::size_t>(0);
   std::bitset<256> changed_types_;
   Duration prompt_delay_;
   std::set<std::pair<std::uint8_t, Mac>> prompt_keys_;  // changed since the last sync

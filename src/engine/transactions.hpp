@@ -2,10 +2,17 @@
 // Incoming transactions: push packets collected per (peer MAC, transaction id)
 // until the txend says how many there are and all of them are here. Nothing
 // is applied before that, so a transaction cut short leaves no trace.
+//
+// Every bound is kept in memory the table really holds, not payload bytes: a
+// flood of 8-byte empty pushes costs ~14 times its wire size in map nodes and
+// allocations, so counting payload alone let one peer grow the heap to
+// hundreds of MB. Deadlines and eviction candidates live in ordered indexes,
+// so a packet costs O(log n) however full the table is.
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "engine/route.hpp"
@@ -18,9 +25,13 @@ struct TransactionLimits {
   // One peer rarely has more than a sync and an answer in flight; a cap per
   // peer keeps a flooding neighbour from taking the table from the others.
   std::size_t max_per_peer = 64;
-  // All buffered packets together. Large enough for a 30 MB data set in one
+  // Memory of all buffered packets together, overhead included (see
+  // TransactionTable::packet_cost). Large enough for a 30 MB data set in one
   // transaction, small enough that a flood of lying pushes stays bounded.
   std::size_t max_bytes = 32u << 20;
+  // Our encoder and upstream's fill packets up to 64 KiB, so a 30 MB data
+  // set is about 500 packets; thousands more only come from a flood.
+  std::size_t max_packets_per_transaction = 8192;
 };
 
 class TransactionTable {
@@ -36,12 +47,15 @@ class TransactionTable {
 
   struct Transaction {
     Mac peer{};
+    std::uint16_t id = 0;
     std::map<std::uint16_t, std::vector<std::uint8_t>> packets;  // by seqno
     std::optional<std::uint16_t> expected;                       // from the txend
+    // Read-only outside the table: touch() keeps the deadline index in step.
     TimePoint last_rx{};
     std::optional<ClientId> client;  // a unix client waiting for this reply
     std::uint8_t requested_type = 0;
-    std::size_t bytes = 0;
+    std::size_t bytes = 0;   // payload of the packets
+    std::size_t memory = 0;  // what the table charges for it (packets, nodes)
 
     // Exactly the packets 0..n-1 that the txend announced. Counting alone (as
     // upstream does) would take a stray seqno for a missing one.
@@ -50,6 +64,13 @@ class TransactionTable {
       return packets.empty() || packets.rbegin()->first == *expected - 1;
     }
   };
+
+  // Heap a buffered packet of `size` bytes really takes: its map node and
+  // its vector's allocation, each with malloc's header and rounding.
+  static std::size_t packet_cost(std::size_t size);
+  // The same for a transaction without packets: its node, its deadline
+  // entry and, for a peer's first, the peer's usage entries.
+  static constexpr std::size_t kTransactionCost = 448;
 
   TransactionTable() = default;
   explicit TransactionTable(Limits limits) : limits_(limits) {}
@@ -60,37 +81,46 @@ class TransactionTable {
   // dropped to make room, unless that is the asking peer itself.
   Transaction* create(const Key& key, TimePoint now);
 
-  enum class AddResult { Added, Duplicate, OverLimit };
+  enum class AddResult { Added, Duplicate, OverLimit, TooManyPackets };
   AddResult add_packet(Transaction& tx, std::uint16_t seqno, std::vector<std::uint8_t> packet,
                        TimePoint now);
+  // Something arrived for the transaction (a txend): it stays alive.
+  void touch(Transaction& tx, TimePoint now);
 
   // Removes and returns a transaction (completed or abandoned).
   Transaction take(const Key& key);
 
-  // Keys of transactions silent for kTimeout.
+  // Keys of transactions silent for kTimeout, oldest first.
   std::vector<Key> expired(TimePoint now) const;
   std::optional<TimePoint> next_deadline() const;
 
   std::size_t size() const { return table_.size(); }
-  std::size_t bytes() const { return bytes_; }
+  std::size_t bytes() const { return bytes_; }    // payload buffered
+  std::size_t memory() const { return memory_; }  // what the limit counts
   std::size_t evicted() const { return evicted_; }
   std::size_t count_of(const Mac& peer) const;
+  const Limits& limits() const { return limits_; }
 
  private:
   struct Usage {
     std::size_t count = 0;
-    std::size_t bytes = 0;
+    std::size_t memory = 0;
   };
   // Drops the oldest transaction (without a waiting client) of the peer
-  // that holds the most transactions (by_bytes: the most bytes), if that
+  // that holds the most transactions (by_memory: the most memory), if that
   // peer is not `asking` and holds more than it. False if none qualifies.
-  bool evict_heaviest(const Mac& asking, bool by_bytes);
+  bool evict_heaviest(const Mac& asking, bool by_memory);
   void erase(std::map<Key, Transaction>::iterator it);
+  // Moves a peer's entry in the heaviest-first indexes after a change.
+  void set_usage(const Mac& peer, Usage u);
 
   Limits limits_;
   std::map<Key, Transaction> table_;
   std::map<Mac, Usage> usage_;
+  std::set<std::pair<TimePoint, Key>> deadlines_;           // by last_rx
+  std::set<std::pair<std::size_t, Mac>> by_count_, by_memory_;  // heaviest last
   std::size_t bytes_ = 0;
+  std::size_t memory_ = 0;
   std::size_t evicted_ = 0;
 };
 

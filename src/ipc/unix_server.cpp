@@ -2,63 +2,120 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+
 #include "ipc/message_framer.hpp"
 #include "net/log.hpp"
 #include "wire/packet.hpp"
 
 namespace alfred::ipc {
+namespace {
+
+// An answer is written a batch at a time as the socket drains. Small records
+// are copied into the client's buffer, at most kCopyBatch bytes per batch;
+// larger payloads are written straight from the record, which the snapshot
+// keeps alive. So a client whose answer is stalled holds a few KiB however
+// large the data set.
+constexpr std::size_t kCopyBatch = 16 * 1024;
+constexpr std::size_t kInPlaceFrom = 512;
+constexpr std::size_t kBatchBytes = 64 * 1024;
+constexpr std::size_t kMaxPieces = 16;
+constexpr std::size_t kReadChunk = 2048;
+
+void put_be16(std::uint8_t* p, std::size_t v) {
+  p[0] = static_cast<std::uint8_t>((v >> 8) & 0xff);
+  p[1] = static_cast<std::uint8_t>(v & 0xff);
+}
+
+std::string seconds(Duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  return std::to_string(ms) + " ms";
+}
+
+}  // namespace
+
+bool LogThrottle::log(const std::string& line, bool verbose_all, TimePoint now) {
+  if (verbose_all && net::verbose()) {
+    net::log_error(line);
+    return true;
+  }
+  if (logged_once_ && now < next_) {
+    ++suppressed_;
+    return false;
+  }
+  if (suppressed_ == 0) {
+    net::log_error(line);
+  } else {
+    net::log_error(line + " (and " + std::to_string(suppressed_) + " more like it in the last " +
+                   seconds(interval_ + (now - next_)) + ")");
+  }
+  suppressed_ = 0;
+  logged_once_ = true;
+  next_ = now + interval_;
+  return true;
+}
 
 class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Client> {
  public:
   enum class State { Reading, Waiting, Writing, Listener, Closed };
 
   Client(UnixServer& server, ClientId id, asio::local::stream_protocol::socket sock)
-      : server_(server), id_(id), sock_(std::move(sock)), timer_(server.io_) {}
+      : server_(server),
+        id_(id),
+        sock_(std::move(sock)),
+        timer_(server.io_),
+        last_progress_(Clock::now()),
+        read_deadline_(last_progress_ + server.limits_.message_timeout) {}
 
   void start() {
-    arm_timeout();
+    asio::error_code ec;
+    sock_.non_blocking(true, ec);  // for the synchronous reads in on_read
+    arm(read_deadline_);
     read();
   }
 
   void reply(std::vector<std::uint8_t> bytes) {
-    if (state_ == State::Closed) return;
-    state_ = State::Writing;
-    timer_.cancel();
-    out_.insert(out_.end(), bytes.begin(), bytes.end());
-    close_after_ = true;
+    if (!begin_reply()) return;
+    out_ = std::move(bytes);
+    if (!out_.empty()) pieces_.push_back({nullptr, 0, out_.size()});
     write();
   }
 
   void reply_records(Snapshot records, std::uint16_t tx_id) {
-    if (state_ == State::Closed) return;
-    state_ = State::Writing;
-    timer_.cancel();
+    if (!begin_reply()) return;
     records_ = std::move(records);
     next_record_ = 0;
     tx_id_ = tx_id;
     seqno_ = 0;
-    close_after_ = true;
     write();
   }
 
   void listen() {
+    if (state_ == State::Closed) return;
     state_ = State::Listener;
     timer_.cancel();
   }
 
   void wait() {
+    if (state_ == State::Closed) return;
     state_ = State::Waiting;
     timer_.cancel();
   }
 
   void notify(const std::vector<std::uint8_t>& event) {
     if (state_ != State::Listener) return;
-    if (out_.size() + event.size() > server_.limits_.max_listener_backlog) {
-      net::log_error("event listener " + std::to_string(id_) + " does not read, closing it");
+    std::size_t unread = unsent() + event.size();
+    if (unread > server_.limits_.max_listener_backlog) {
+      ++server_.stats_.listeners_dropped;
+      server_.stall_log_.log("event listener " + std::to_string(id_) + " does not read (" +
+                                 std::to_string(unread) + " bytes of events unread), closing it",
+                             true);
       close();
       return;
     }
-    out_.insert(out_.end(), event.begin(), event.end());
+    queued_.insert(queued_.end(), event.begin(), event.end());
     write();
   }
 
@@ -69,21 +126,76 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     timer_.cancel();
     sock_.shutdown(asio::socket_base::shutdown_both, ec);
     sock_.close(ec);
+    // The buffers stay until the object goes: an aborted write may still
+    // name them.
     server_.remove(id_);
   }
 
   State state() const { return state_; }
+  TimePoint last_progress() const { return last_progress_; }
+  std::size_t buffered() const { return out_.size() + queued_.size() + framer_.buffered(); }
 
  private:
-  void arm_timeout() {
-    timer_.expires_after(server_.limits_.message_timeout);
+  struct Piece {
+    const std::uint8_t* ext = nullptr;  // nullptr: bytes of out_ from `begin`
+    std::size_t begin = 0;
+    std::size_t size = 0;
+  };
+
+  bool begin_reply() {
+    // One answer per client; a listener gets events only.
+    if (state_ == State::Closed || state_ == State::Writing || state_ == State::Listener)
+      return false;
+    state_ = State::Writing;
+    close_after_ = true;
+    TimePoint now = Clock::now();
+    last_progress_ = now;
+    reply_deadline_ = now + server_.limits_.reply_timeout;
+    arm(std::min(now + server_.limits_.write_stall_timeout, reply_deadline_));
+    return true;
+  }
+
+  void arm(TimePoint when) {
+    timer_.expires_at(when);
     auto self = shared_from_this();
     timer_.async_wait([self](const asio::error_code& ec) {
-      if (ec || self->state_ != State::Reading) return;
-      net::log_verbose("unix client " + std::to_string(self->id_) +
-                       " sent no complete message in time, closing");
-      self->close();
+      if (!ec) self->on_timer();
     });
+  }
+
+  // Decides from the clock and the state, so a wait that completed just
+  // before the state changed does no harm.
+  void on_timer() {
+    TimePoint now = Clock::now();
+    const Limits& l = server_.limits_;
+    if (state_ == State::Reading) {
+      if (now < read_deadline_) return arm(read_deadline_);
+      ++server_.stats_.read_timeouts;
+      net::log_verbose("unix client " + std::to_string(id_) + " sent no complete message in " +
+                       seconds(l.message_timeout) + ", closing");
+      close();
+      return;
+    }
+    if (state_ != State::Writing) return;
+    if (now - last_progress_ >= l.write_stall_timeout) {
+      ++server_.stats_.write_stalls;
+      server_.stall_log_.log("unix client " + std::to_string(id_) + " stopped reading its answer (" +
+                                 std::to_string(sent_) + " bytes sent, then nothing for " +
+                                 seconds(l.write_stall_timeout) + "), closing",
+                             true);
+      close();
+      return;
+    }
+    if (now >= reply_deadline_) {
+      ++server_.stats_.reply_timeouts;
+      server_.stall_log_.log("unix client " + std::to_string(id_) + " did not read its answer in " +
+                                 seconds(l.reply_timeout) + " (" + std::to_string(sent_) +
+                                 " bytes sent), closing",
+                             true);
+      close();
+      return;
+    }
+    arm(std::min(last_progress_ + l.write_stall_timeout, reply_deadline_));
   }
 
   void read() {
@@ -93,66 +205,144 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     });
   }
 
-  void on_read(const asio::error_code& ec, std::size_t n) {
-    if (state_ == State::Closed) return;
-    if (ec) {
-      // EOF or error: a client that stops before its message is complete is
-      // dropped; a listener or a waiting client that hangs up is done.
-      if (state_ != State::Writing) close();
-      return;
+  void on_read(asio::error_code ec, std::size_t n) {
+    for (;;) {
+      if (state_ == State::Closed) return;
+      if (ec) {
+        // EOF or error: a client that stops before its message is complete
+        // is dropped; a listener or a waiting client that hangs up is done.
+        // One that only shut down its sending side still gets its answer.
+        if (state_ != State::Writing) close();
+        return;
+      }
+      if (state_ == State::Listener) {
+        net::log_verbose("event listener " + std::to_string(id_) + " wrote to its socket, closing");
+        close();
+        return;
+      }
+      if (state_ != State::Reading) {
+        read();  // ignore anything sent after the message, but notice hang-ups
+        return;
+      }
+      last_progress_ = Clock::now();
+      if (framer_.feed(std::span<const std::uint8_t>(rx_.data(), n))) {
+        std::vector<std::uint8_t> msg(framer_.message().begin(), framer_.message().end());
+        framer_ = MessageFramer{};
+        state_ = State::Waiting;  // until the handler says otherwise
+        timer_.cancel();
+        auto self = shared_from_this();
+        server_.handler_(id_, msg);
+        if (state_ != State::Closed) read();
+        return;
+      }
+      // The rest of the message may be here already: take it now rather than
+      // after a turn of the event loop, so that a set is applied before a
+      // request that connected after it was written (as upstream, which
+      // serves one client at a time, always does).
+      n = sock_.read_some(asio::buffer(rx_), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        read();
+        return;
+      }
     }
-    if (state_ == State::Listener) {
-      net::log_verbose("event listener " + std::to_string(id_) + " wrote to its socket, closing");
-      close();
-      return;
-    }
-    if (state_ != State::Reading) {
-      read();  // ignore anything sent after the message, but notice hang-ups
-      return;
-    }
-    if (framer_.feed(std::span<const std::uint8_t>(rx_.data(), n))) {
-      std::vector<std::uint8_t> msg(framer_.message().begin(), framer_.message().end());
-      framer_ = MessageFramer{};
-      state_ = State::Waiting;  // until the handler says otherwise
-      auto self = shared_from_this();
-      server_.handler_(id_, msg);
-      if (state_ != State::Closed) read();
-      return;
-    }
-    read();
   }
 
-  // Fills `out_` with the next record packets, a bounded amount at a time.
-  void refill() {
-    while (next_record_ < records_.size() && out_.size() < 64 * 1024) {
-      const Record& r = *records_[next_record_++];
-      std::size_t start = wire::encode_push_header(out_, tx_id_, seqno_++);
-      wire::append_record(out_, r.source, r.type, r.version, r.data);
-      wire::finish_tlv(out_, start);
+  std::size_t unsent() const {
+    std::size_t n = queued_.size();
+    for (std::size_t i = piece_; i < pieces_.size(); ++i) n += pieces_[i].size;
+    return n - (piece_ < pieces_.size() ? piece_done_ : 0);
+  }
+
+  void add_inline(std::size_t begin, std::size_t size) {
+    if (!pieces_.empty() && !pieces_.back().ext &&
+        pieces_.back().begin + pieces_.back().size == begin) {
+      pieces_.back().size += size;
+      return;
     }
-    if (next_record_ >= records_.size()) records_.clear();
+    pieces_.push_back({nullptr, begin, size});
+  }
+
+  // Sets up the next bytes to write once the previous ones are all out:
+  // queued events for a listener, the next record packets of an answer.
+  bool next_batch() {
+    out_.clear();
+    pieces_.clear();
+    piece_ = piece_done_ = 0;
+    if (state_ == State::Listener) {
+      if (queued_.empty()) return false;
+      out_.swap(queued_);
+      pieces_.push_back({nullptr, 0, out_.size()});
+      return true;
+    }
+    std::size_t bytes = 0;
+    while (next_record_ < records_.size() && out_.size() < kCopyBatch && bytes < kBatchBytes &&
+           pieces_.size() + 2 <= kMaxPieces) {
+      const Record& r = *records_[next_record_++];
+      const bool in_place = r.data.size() >= kInPlaceFrom;
+      std::size_t start = wire::encode_push_header(out_, tx_id_, seqno_++);
+      wire::append_record(out_, r.source, r.type, r.version,
+                          in_place ? std::span<const std::uint8_t>() : std::span(r.data));
+      std::size_t packet = out_.size() - start;
+      if (in_place) {
+        put_be16(out_.data() + out_.size() - 2, r.data.size());  // the record's length
+        packet += r.data.size();
+      }
+      put_be16(out_.data() + start + 2, packet - wire::kTlvSize);
+      add_inline(start, out_.size() - start);
+      if (in_place) pieces_.push_back({r.data.data(), 0, r.data.size()});
+      bytes += packet;
+    }
+    if (pieces_.empty()) {
+      // Every byte of the answer is written; nothing names the records now.
+      records_.clear();
+      records_.shrink_to_fit();
+      return false;
+    }
+    return true;
   }
 
   void write() {
     if (writing_ || state_ == State::Closed) return;
-    if (out_.empty()) refill();
-    if (out_.empty()) {
+    if (piece_ == pieces_.size() && !next_batch()) {
       if (close_after_) close();
       return;
     }
+    std::array<asio::const_buffer, kMaxPieces> bufs{};
+    std::size_t n = 0;
+    for (std::size_t i = piece_; i < pieces_.size(); ++i, ++n) {
+      const Piece& p = pieces_[i];
+      const std::uint8_t* base = p.ext ? p.ext : out_.data() + p.begin;
+      std::size_t skip = i == piece_ ? piece_done_ : 0;
+      bufs[n] = asio::buffer(base + skip, p.size - skip);
+    }
     writing_ = true;
-    sending_.swap(out_);
     auto self = shared_from_this();
-    asio::async_write(sock_, asio::buffer(sending_),
-                      [self](const asio::error_code& ec, std::size_t) {
-                        self->writing_ = false;
-                        self->sending_.clear();
-                        if (ec) {
-                          self->close();
-                          return;
-                        }
-                        self->write();
-                      });
+    sock_.async_write_some(bufs, [self](const asio::error_code& ec, std::size_t written) {
+      self->on_written(ec, written);
+    });
+  }
+
+  void on_written(const asio::error_code& ec, std::size_t written) {
+    writing_ = false;
+    if (state_ == State::Closed) return;
+    if (ec) {
+      net::log_verbose("unix client " + std::to_string(id_) + ": " + ec.message() + ", closing");
+      close();
+      return;
+    }
+    if (written > 0) last_progress_ = Clock::now();
+    sent_ += written;
+    while (written > 0 && piece_ < pieces_.size()) {
+      std::size_t left = pieces_[piece_].size - piece_done_;
+      if (written < left) {
+        piece_done_ += written;
+        break;
+      }
+      written -= left;
+      ++piece_;
+      piece_done_ = 0;
+    }
+    write();
   }
 
   UnixServer& server_;
@@ -160,10 +350,18 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   asio::local::stream_protocol::socket sock_;
   asio::steady_timer timer_;
   State state_ = State::Reading;
-  std::array<std::uint8_t, 4096> rx_{};
+  TimePoint last_progress_;  // last byte received (while reading) or written
+  TimePoint read_deadline_;
+  TimePoint reply_deadline_{};
+  std::array<std::uint8_t, kReadChunk> rx_{};
   MessageFramer framer_;
+  // What is being written: pieces of out_ and record payloads, in order.
   std::vector<std::uint8_t> out_;
-  std::vector<std::uint8_t> sending_;
+  std::vector<Piece> pieces_;
+  std::size_t piece_ = 0;       // first piece not fully written
+  std::size_t piece_done_ = 0;  // bytes of it written
+  std::vector<std::uint8_t> queued_;  // events that arrived during a write
+  std::uint64_t sent_ = 0;
   bool writing_ = false;
   bool close_after_ = false;
   Snapshot records_;
@@ -174,7 +372,16 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
 
 UnixServer::UnixServer(asio::io_context& io, std::string path, MessageHandler handler,
                        Limits limits)
-    : io_(io), path_(std::move(path)), handler_(std::move(handler)), limits_(limits), acceptor_(io) {}
+    : io_(io),
+      path_(std::move(path)),
+      handler_(std::move(handler)),
+      limits_(limits),
+      acceptor_(io),
+      accept_timer_(io),
+      accept_log_(limits.log_interval),
+      refuse_log_(limits.log_interval),
+      listener_log_(limits.log_interval),
+      stall_log_(limits.log_interval) {}
 
 UnixServer::~UnixServer() { close(); }
 
@@ -204,6 +411,7 @@ bool UnixServer::open(std::string& error) {
 void UnixServer::close() {
   asio::error_code ec;
   acceptor_.close(ec);
+  accept_timer_.cancel();
   auto clients = clients_;
   for (auto& [id, c] : clients) c->close();
   clients_.clear();
@@ -215,39 +423,70 @@ void UnixServer::close() {
 void UnixServer::accept() {
   acceptor_.async_accept([this](const asio::error_code& ec,
                                 asio::local::stream_protocol::socket sock) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      if (clients_.size() >= limits_.max_clients && !evict_oldest_silent()) {
-        net::log_error("too many unix socket clients (" + std::to_string(clients_.size()) +
-                       "), refusing one");
-        asio::error_code ignore;
-        sock.close(ignore);
-      } else {
-        ClientId id = next_id_++;
-        auto c = std::make_shared<Client>(*this, id, std::move(sock));
-        clients_.emplace(id, c);
-        c->start();
-      }
-    } else {
-      net::log_error("can't accept unix connection: " + ec.message());
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec) {
+      on_accept_error(ec);
+      return;
     }
-    if (acceptor_.is_open()) accept();
+    accept_delay_ = std::chrono::milliseconds(0);
+    ++stats_.accepted;
+    if (clients_.size() >= limits_.max_clients && !evict_one()) {
+      ++stats_.refused;
+      refuse_log_.log("too many unix socket clients (" + std::to_string(clients_.size()) + ", " +
+                      std::to_string(listener_count()) +
+                      " of them event listeners), refusing one");
+      asio::error_code ignore;
+      sock.close(ignore);
+    } else {
+      asio::error_code ignore;
+      if (limits_.send_buffer > 0)
+        sock.set_option(asio::socket_base::send_buffer_size(limits_.send_buffer), ignore);
+      ClientId id = next_id_++;
+      auto c = std::make_shared<Client>(*this, id, std::move(sock));
+      clients_.emplace(id, c);
+      c->start();
+    }
+    accept();
+  });
+}
+
+void UnixServer::on_accept_error(const asio::error_code& ec) {
+  // Out of descriptors or memory: the pending connection stays queued and
+  // accepting again at once would fail again at once. Pause, doubling.
+  ++stats_.accept_failures;
+  accept_delay_ = accept_delay_.count() == 0
+                      ? limits_.accept_retry_min
+                      : std::min(accept_delay_ * 2, limits_.accept_retry_max);
+  accept_log_.log("can't accept unix connection: " + ec.message() + "; retrying in " +
+                  seconds(accept_delay_));
+  accept_timer_.expires_after(accept_delay_);
+  accept_timer_.async_wait([this](const asio::error_code& e) {
+    if (e || !acceptor_.is_open()) return;
+    accept();
   });
 }
 
 void UnixServer::remove(ClientId id) { clients_.erase(id); }
 
-bool UnixServer::evict_oldest_silent() {
-  // Ids grow with time, so the first one still reading is the oldest.
+bool UnixServer::evict_one() {
+  // The client that moved least recently among those sending their message
+  // and those writing an answer: a silent one, or one that stopped reading.
+  std::shared_ptr<Client> victim;
   for (auto& [id, c] : clients_) {
-    if (c->state() != Client::State::Reading) continue;
-    net::log_verbose("unix client " + std::to_string(id) +
-                     " evicted: client table full and it sent nothing yet");
-    auto keep = c;
-    keep->close();
-    return true;
+    auto s = c->state();
+    if (s != Client::State::Reading && s != Client::State::Writing) continue;
+    if (!victim || c->last_progress() < victim->last_progress()) victim = c;
   }
-  return false;
+  if (!victim) return false;
+  ++stats_.evicted;
+  auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                    victim->last_progress());
+  net::log_verbose(std::string("unix client table full: dropping a client that ") +
+                   (victim->state() == Client::State::Reading ? "is sending its message"
+                                                              : "is reading its answer") +
+                   ", idle for " + std::to_string(idle.count()) + " ms");
+  victim->close();
+  return true;
 }
 
 void UnixServer::reply(ClientId client, std::vector<std::uint8_t> bytes) {
@@ -276,8 +515,9 @@ void UnixServer::make_listener(ClientId client) {
   if (it == clients_.end()) return;
   auto c = it->second;
   if (listener_count() >= limits_.max_listeners) {
-    net::log_error("too many event listeners (" + std::to_string(limits_.max_listeners) +
-                   "), refusing one");
+    ++stats_.listeners_refused;
+    listener_log_.log("too many event listeners (" + std::to_string(limits_.max_listeners) +
+                      "), refusing one");
     c->close();
     return;
   }
@@ -299,6 +539,12 @@ std::size_t UnixServer::listener_count() const {
   std::size_t n = 0;
   for (const auto& [id, c] : clients_)
     if (c->state() == Client::State::Listener) ++n;
+  return n;
+}
+
+std::size_t UnixServer::buffered_bytes() const {
+  std::size_t n = 0;
+  for (const auto& [id, c] : clients_) n += c->buffered();
   return n;
 }
 

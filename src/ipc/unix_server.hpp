@@ -1,9 +1,12 @@
 #pragma once
 // The daemon's unix socket. Every client is served asynchronously: one that
-// connects and stays silent, writes slowly, or registers for events and never
-// reads holds only its own small buffers and never delays anyone else.
+// connects and stays silent, writes slowly, stops reading its answer, or
+// registers for events and never reads holds only its own small buffers, for
+// a bounded time, and never delays anyone else.
 #include <asio.hpp>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -16,14 +19,48 @@
 namespace alfred::ipc {
 
 struct UnixServerLimits {
-  // When full, the client that has been silent longest is dropped to make
-  // room, so clients that connect and never write cannot lock others out.
+  // Listeners count toward it. When full, the client whose last progress
+  // (a byte received or sent) is oldest is dropped to make room, among the
+  // clients still sending their message and those writing an answer;
+  // listeners and clients waiting for a forwarded answer (the engine's
+  // transaction timeout ends those) are never evicted.
   std::size_t max_clients = 512;
-  std::chrono::milliseconds message_timeout{10000};  // to finish writing a message
-  std::size_t max_listener_backlog = 64 * 1024;      // unread event bytes
-  // Listeners have no timeout; their own cap keeps the client table open
-  // for everyone else. Registrations beyond it are closed at once.
-  std::size_t max_listeners = 64;
+  std::chrono::milliseconds message_timeout{10000};  // from accept to a complete message
+  // An answer that makes no progress for this long (the client stopped
+  // reading) is abandoned, and so is one not written in full by the end of
+  // reply_timeout after it started (a client reading a trickle).
+  std::chrono::milliseconds write_stall_timeout{10000};
+  std::chrono::milliseconds reply_timeout{60000};
+  std::size_t max_listener_backlog = 16 * 1024;  // unread event bytes we hold
+  // SO_SNDBUF of every client socket (the kernel doubles it): what the kernel
+  // holds for a client that does not read, whatever net.core.wmem_default
+  // says, and what lets a stalled reader be noticed.
+  int send_buffer = 64 * 1024;
+  // Listeners have no timeout; this cap leaves room in the client table for
+  // everyone else. Registrations beyond it are closed at once.
+  std::size_t max_listeners = 384;
+  // A failed accept (EMFILE, ENFILE, ENOMEM, ...) is retried after a pause
+  // that doubles from accept_retry_min to accept_retry_max; a success resets it.
+  std::chrono::milliseconds accept_retry_min{100};
+  std::chrono::milliseconds accept_retry_max{1000};
+  std::chrono::milliseconds log_interval{10000};  // repeated warnings: one per interval
+};
+
+// A warning that may repeat quickly: logged at most once per interval, the
+// next line saying how many were left out.
+class LogThrottle {
+ public:
+  explicit LogThrottle(Duration interval) : interval_(interval) {}
+  // True if it was logged. With -d (net::verbose) and `verbose_all`, every
+  // line is logged.
+  bool log(const std::string& line, bool verbose_all = false, TimePoint now = Clock::now());
+  std::uint64_t suppressed() const { return suppressed_; }
+
+ private:
+  Duration interval_;
+  TimePoint next_{};
+  bool logged_once_ = false;
+  std::uint64_t suppressed_ = 0;
 };
 
 class UnixServer {
@@ -32,6 +69,12 @@ class UnixServer {
 
   // Called with one complete message (TLV header included).
   using MessageHandler = std::function<void(ClientId, std::span<const std::uint8_t>)>;
+
+  struct Stats {
+    std::uint64_t accepted = 0, accept_failures = 0, refused = 0, evicted = 0;
+    std::uint64_t read_timeouts = 0, write_stalls = 0, reply_timeouts = 0;
+    std::uint64_t listeners_refused = 0, listeners_dropped = 0;
+  };
 
   UnixServer(asio::io_context& io, std::string path, MessageHandler handler, Limits limits);
   UnixServer(asio::io_context& io, std::string path, MessageHandler handler)
@@ -53,22 +96,31 @@ class UnixServer {
 
   std::size_t client_count() const { return clients_.size(); }
   std::size_t listener_count() const;
+  // Bytes the server holds for its clients' answers and events (not the
+  // records themselves, which are shared with the store).
+  std::size_t buffered_bytes() const;
+  const Stats& stats() const { return stats_; }
 
  private:
   class Client;
   friend class Client;
   void accept();
+  void on_accept_error(const asio::error_code& ec);
   void remove(ClientId id);
-  bool evict_oldest_silent();
+  bool evict_one();
 
   asio::io_context& io_;
   std::string path_;
   MessageHandler handler_;
   Limits limits_;
   asio::local::stream_protocol::acceptor acceptor_;
+  asio::steady_timer accept_timer_;
+  std::chrono::milliseconds accept_delay_{0};
   std::map<ClientId, std::shared_ptr<Client>> clients_;
   ClientId next_id_ = 1;
   bool bound_ = false;
+  Stats stats_;
+  LogThrottle accept_log_, refuse_log_, listener_log_, stall_log_;
 };
 
 }  // namespace alfred::ipc

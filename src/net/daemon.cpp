@@ -26,6 +26,12 @@ EngineConfig engine_config(const cli::Options& o) {
   // period after it was set, leaving the next period for a lost push.
   auto period = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o.sync_period));
   c.prompt_sync_delay = std::min<Duration>(period / 4, std::chrono::milliseconds(100));
+  // Full syncs to other primaries: 4 MiB a second of period, at least 16 MiB
+  // a period: a 3 MB data set reaches 5 primaries a second, each of dozens
+  // of real ones every period; primaries invented by a flood of
+  // announcements take turns within the same budget.
+  double seconds = std::max(o.sync_period, 0.0);
+  c.sync_budget_bytes = std::max<std::size_t>(16u << 20, static_cast<std::size_t>(seconds * (4u << 20)));
   return c;
 }
 
@@ -296,6 +302,15 @@ void Daemon::deliver(const Route& from, std::span<const std::uint8_t> bytes) {
 // ---------------------------------------------------------------- unix socket
 
 void Daemon::on_ipc(ClientId client, std::span<const std::uint8_t> message) {
+  // `message` is one whole TLV (the framer saw to that). Like upstream, a
+  // server-status request of the right version is answered without looking
+  // at its body.
+  wire::TlvHeader h;
+  if (wire::read_tlv_header(message, h) && h.version == wire::kVersion &&
+      h.type == static_cast<std::uint8_t>(wire::Type::ServerStatus)) {
+    ipc_.reply(client, wire::encode(engine_.status()));
+    return;
+  }
   auto d = wire::decode(message);
   if (!d.ok) {
     log_verbose("unix client " + std::to_string(client) + ": " + d.error);
@@ -304,12 +319,16 @@ void Daemon::on_ipc(ClientId client, std::span<const std::uint8_t> message) {
   }
   auto now = Clock::now();
   if (auto* push = std::get_if<wire::PushData>(&d.packet)) {
+    // Upstream stores the first record and ignores whatever follows it.
+    if (push->records.size() > 1 || d.ignored_bytes)
+      log_verbose("unix client " + std::to_string(client) + ": set data holds " +
+                  std::to_string(push->records.size()) + " whole record(s) and " +
+                  std::to_string(d.ignored_bytes) +
+                  " unparsable byte(s); only the first record is used");
     if (!engine_.ipc_set_data(*push, now)) log_verbose("unix client: set data refused");
     ipc_.finish(client);
     arm_tx_timer();  // a primary forwards the change promptly
   } else if (auto* req = std::get_if<wire::Request>(&d.packet)) {
-    wire::TlvHeader h;
-    wire::read_tlv_header(message, h);
     if (h.length != 3) {
       ipc_.finish(client);
       return;
@@ -325,8 +344,6 @@ void Daemon::on_ipc(ClientId client, std::span<const std::uint8_t> message) {
   } else if (auto* cb = std::get_if<wire::ChangeBatIface>(&d.packet)) {
     engine_.ipc_change_bat_iface(cb->bat_iface);
     ipc_.finish(client);
-  } else if (std::holds_alternative<wire::ServerStatus>(d.packet)) {
-    ipc_.reply(client, wire::encode(engine_.status()));
   } else if (std::holds_alternative<wire::EventRegister>(d.packet)) {
     ipc_.make_listener(client);
   } else {
@@ -357,7 +374,9 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
     tcp_.push(to, std::move(transaction));
     return;
   }
-  if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(transaction));
+  if (LinkSocket* l = link(to.iface))
+    l->send(to.addr, std::move(transaction),
+            kind == PushKind::Reply ? LinkSocket::Priority::Answer : LinkSocket::Priority::Own);
 }
 
 void Daemon::forward_request(const Route& to, const wire::Request& request) {
@@ -434,9 +453,11 @@ void Daemon::on_sync() {
 }
 
 void Daemon::release_memory() {
-  // After a flood, transactions that timed out leave the heap at its high
-  // mark; hand the pages back so a router's RSS returns to normal.
-  std::size_t now = engine_.transactions().bytes();
+  // After a flood, transactions that timed out or records evicted leave the
+  // heap at its high mark; hand the pages back so a router's RSS returns to
+  // normal. Counted in heap memory: a flood of empty pushes is 32 MiB of
+  // heap but little payload.
+  std::size_t now = engine_.transactions().memory() + engine_.store().memory();
   if (now + (4u << 20) < buffered_peak_) {
     ::malloc_trim(0);
     buffered_peak_ = now;

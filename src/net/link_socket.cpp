@@ -199,6 +199,7 @@ void LinkSocket::close() {
   open_ = false;
   writing_ = false;
   queue_.clear();
+  answers_.clear();
 }
 
 bool LinkSocket::still_valid(std::string& why) const {
@@ -252,30 +253,41 @@ asio::ip::udp::endpoint LinkSocket::endpoint(const PeerAddress& to) const {
 
 void LinkSocket::send(const PeerAddress& to, std::vector<std::uint8_t> packet) {
   if (!open_) return;
-  enqueue(Pending{endpoint(to), std::move(packet), std::nullopt});
+  enqueue(Pending{endpoint(to), std::move(packet), std::nullopt}, Priority::Own);
 }
 
-void LinkSocket::send(const PeerAddress& to, wire::PushEncoder transaction) {
+void LinkSocket::send(const PeerAddress& to, wire::PushEncoder transaction, Priority priority) {
   if (!open_) return;
-  Pending p{endpoint(to), {}, std::move(transaction)};
-  if (!p.more->next(p.packet)) return;
-  enqueue(std::move(p));
+  // Encoded when its turn comes, so a long queue holds no packets.
+  enqueue(Pending{endpoint(to), {}, std::move(transaction)}, priority);
 }
 
-void LinkSocket::enqueue(Pending p) {
-  if (queue_.size() >= kMaxQueued) {
+void LinkSocket::enqueue(Pending p, Priority priority) {
+  auto& q = priority == Priority::Own ? queue_ : answers_;
+  std::size_t cap = priority == Priority::Own ? kMaxQueued : kMaxQueuedAnswers;
+  if (q.size() >= cap) {
     ++stats_.dropped_out;
-    log_error("send queue of " + name_ + " full, dropping a transmission to " +
-              p.to.address().to_string());
+    if (auto suffix = drop_log_.admit(priority == Priority::Own ? "own" : "answer", Clock::now()))
+      log_error(std::string("send queue of ") + name_ +
+                (priority == Priority::Own ? "" : " for answers") +
+                " full, dropping a transmission to " + p.to.address().to_string() + *suffix);
     return;
   }
-  queue_.push_back(std::move(p));
+  q.push_back(std::move(p));
   if (!writing_) flush();
 }
 
 void LinkSocket::flush() {
-  while (!queue_.empty()) {
-    Pending& p = queue_.front();
+  for (;;) {
+    // One datagram at a time from the first queue with something to send:
+    // our own traffic overtakes an answer between two of its packets.
+    auto& q = !queue_.empty() ? queue_ : answers_;
+    if (q.empty()) return;
+    Pending& p = q.front();
+    if (p.packet.empty() && !(p.more && p.more->next(p.packet))) {
+      q.pop_front();
+      continue;
+    }
     asio::error_code ec;
     unicast_.send_to(asio::buffer(p.packet), p.to, 0, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
@@ -292,8 +304,8 @@ void LinkSocket::flush() {
       ++stats_.datagrams_out;
       stats_.bytes_out += p.packet.size();
     }
-    if (p.more && p.more->next(p.packet)) continue;
-    queue_.pop_front();
+    p.packet.clear();
+    if (!p.more) q.pop_front();
   }
 }
 

@@ -3,7 +3,12 @@
 // own address and a multicast socket on the alfred group, both bound to the
 // device. Sending never blocks: datagrams that the kernel will not take now
 // wait in a bounded queue, and a transaction is encoded one packet at a time
-// as the socket drains, so a large sync holds one packet, not the data set.
+// as the socket drains, so a large sync holds one packet, not the data set,
+// and a queued one holds none until its turn.
+//
+// Two queues: our own traffic (announcements, requests, syncs) and answers to
+// other nodes' requests. Answers go only when ours is sent, and have a
+// smaller queue, so requests from others never crowd out our own sending.
 #include <asio.hpp>
 #include <deque>
 #include <functional>
@@ -11,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
 #include "wire/push_encoder.hpp"
 
@@ -38,8 +44,9 @@ class LinkSocket {
   // False (with a reason) when the interface vanished or changed index or MAC.
   bool still_valid(std::string& why) const;
 
+  enum class Priority { Own, Answer };
   void send(const PeerAddress& to, std::vector<std::uint8_t> packet);
-  void send(const PeerAddress& to, wire::PushEncoder transaction);
+  void send(const PeerAddress& to, wire::PushEncoder transaction, Priority priority = Priority::Own);
 
   // The MAC of an IPv4 neighbour from the kernel's table, without waiting.
   // When the entry is missing a resolution is started and nullopt returned.
@@ -53,17 +60,20 @@ class LinkSocket {
   std::optional<asio::ip::address_v4> ipv4_netmask() const { return netmask4_; }
   const Stats& stats() const { return stats_; }
 
-  static constexpr std::size_t kMaxQueued = 512;  // queued sends per interface
+  // Queued transmissions per interface: enough for a sync to every primary
+  // the engine may know (512) plus announcements and requests.
+  static constexpr std::size_t kMaxQueued = 1024;
+  static constexpr std::size_t kMaxQueuedAnswers = 64;
 
  private:
   struct Pending {
     asio::ip::udp::endpoint to;
-    std::vector<std::uint8_t> packet;          // the next datagram to send
+    std::vector<std::uint8_t> packet;          // the next datagram, once encoded
     std::optional<wire::PushEncoder> more;     // what follows it
   };
 
   asio::ip::udp::endpoint endpoint(const PeerAddress& to) const;
-  void enqueue(Pending p);
+  void enqueue(Pending p, Priority priority);
   void flush();
   void wait_writable();
   static void clear_error(asio::ip::udp::socket& sock);
@@ -83,9 +93,11 @@ class LinkSocket {
   Mac mac_{};
   PeerAddress own_;
   unsigned index_ = 0;
-  std::deque<Pending> queue_;
+  std::deque<Pending> queue_;    // our own traffic, first
+  std::deque<Pending> answers_;  // answers to others' requests, after it
   std::vector<std::uint8_t> rxbuf_;
   Stats stats_;
+  LogLimiter drop_log_{std::chrono::seconds(10)};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 
 #include "net/log.hpp"
 #include "sys/privileges.hpp"
@@ -108,6 +109,26 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       self->read();
       self->pump();
     });
+  }
+
+  // An answer on an inbound stream. One is sent at a time; answers to
+  // requests pipelined behind it wait, up to a few, in order.
+  bool send_reply(wire::PushEncoder tx) {
+    if (closed_) return false;
+    if (!job_ && !writing_ && out_.empty()) {
+      send_transaction(std::move(tx), true);
+      return true;
+    }
+    if (replies_.size() >= t_.limits_.max_queued_replies) {
+      if (auto suffix = t_.error_log_.admit("pipelined", Clock::now()))
+        log_error("tcp " + std::to_string(id_) + " from " + describe(iface_, peer_) +
+                  ": more than " + std::to_string(t_.limits_.max_queued_replies) +
+                  " requests waiting, closing" + *suffix);
+      close("too many pipelined requests");
+      return false;
+    }
+    replies_.push_back(std::move(tx));
+    return true;
   }
 
   void send_transaction(wire::PushEncoder tx, bool finish_after) {
@@ -229,8 +250,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                            });
     if (closed_) return;
     if (!ok) {
-      log_error("tcp " + std::to_string(id_) + " from " + describe(iface_, peer_) + ": " +
-                reader_.error());
+      if (auto suffix = t_.error_log_.admit("bad-stream", Clock::now()))
+        log_error("tcp " + std::to_string(id_) + " from " + describe(iface_, peer_) + ": " +
+                  reader_.error() + *suffix);
       close("bad stream: " + reader_.error());
       return;
     }
@@ -277,7 +299,14 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     all_sent_ = true;
     if (kind_ == Kind::Request) return;  // now wait for the answer
     if (kind_ == Kind::Inbound) {
-      // An answer goes out once; the connection ends with it.
+      if (!replies_.empty()) {
+        all_sent_ = job_done_ = false;
+        job_ = std::move(replies_.front());
+        replies_.pop_front();
+        pump();
+        return;
+      }
+      // The connection ends with the last answer, as the requester expects.
       if (finish_after_) close("reply sent");
       return;
     }
@@ -301,6 +330,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   std::vector<std::uint8_t> sending_;  // packet being written
   std::optional<wire::PushEncoder> job_;
   std::optional<wire::PushEncoder> original_;
+  std::deque<wire::PushEncoder> replies_;  // answers waiting behind job_
   std::optional<wire::Request> request_;
   bool finish_after_ = false;
   bool job_done_ = false;
@@ -352,10 +382,44 @@ bool TcpTransport::listen(const TcpInterface& iface, std::string& error) {
 void TcpTransport::accept(Listener& l) {
   std::string name = l.iface.name;
   l.acceptor->async_accept([this, name](const asio::error_code& ec, asio::ip::tcp::socket sock) {
+    if (ec == asio::error::operation_aborted) return;
     auto it = listeners_.find(name);
-    if (ec == asio::error::operation_aborted || it == listeners_.end()) return;
-    if (!ec) on_accepted(it->second, std::move(sock));
-    else log_verbose("tcp: accept on " + name + ": " + ec.message());
+    if (it == listeners_.end()) return;
+    if (ec) return on_accept_error(it->second, ec);
+    it->second.retry_delay = std::chrono::milliseconds(0);
+    on_accepted(it->second, std::move(sock));
+    if (it->second.acceptor->is_open()) accept(it->second);
+  });
+}
+
+void TcpTransport::on_accept_error(Listener& l, const asio::error_code& ec) {
+  // Out of descriptors or memory (EMFILE, ENFILE, ENOMEM): the connection
+  // stays queued, so accepting again at once fails again at once. Pause,
+  // 100 ms doubling to 1 s, and log one line per 10 s.
+  using std::chrono::milliseconds;
+  l.retry_delay = l.retry_delay.count() == 0 ? milliseconds(100)
+                                             : std::min(l.retry_delay * 2, milliseconds(1000));
+  auto now = Clock::now();
+  if (now >= accept_log_next_) {
+    std::string more = accept_log_suppressed_ == 0
+                           ? std::string()
+                           : " (and " + std::to_string(accept_log_suppressed_) +
+                                 " more failed accepts in the last 10 s)";
+    log_error("tcp: can't accept on " + l.iface.name + ": " + ec.message() + "; retrying in " +
+              std::to_string(l.retry_delay.count()) + " ms" + more);
+    accept_log_suppressed_ = 0;
+    accept_log_next_ = now + std::chrono::seconds(10);
+  } else {
+    ++accept_log_suppressed_;
+  }
+  if (!l.retry) l.retry = std::make_unique<asio::steady_timer>(io_);
+  l.retry->expires_after(l.retry_delay);
+  const asio::steady_timer* timer = l.retry.get();
+  l.retry->async_wait([this, name = l.iface.name, timer](const asio::error_code& e) {
+    if (e) return;
+    auto it = listeners_.find(name);
+    // Not a listener that replaced this one under the same name.
+    if (it == listeners_.end() || it->second.retry.get() != timer) return;
     if (it->second.acceptor->is_open()) accept(it->second);
   });
 }
@@ -473,6 +537,14 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, in
                                                               const std::string& what) {
   const TcpInterface* iface = find_iface(to.iface);
   if (!iface) return nullptr;
+  // Outbound connections count against the same limits as inbound ones;
+  // past them the transaction goes by UDP.
+  if (count(to.iface, nullptr) >= limits_.max_per_interface ||
+      count(to.iface, &to.addr) >= limits_.max_per_peer) {
+    log_verbose("tcp: connection limit reached, " + what + " to " + describe(to.iface, to.addr) +
+                " goes by UDP");
+    return nullptr;
+  }
   ConnectionId id = next_id_++;
   auto c = std::make_shared<Connection>(*this, id, static_cast<Connection::Kind>(kind), to.iface,
                                         to.addr, to.mac, asio::ip::tcp::socket(io_));
@@ -515,8 +587,7 @@ bool TcpTransport::reply(ConnectionId conn, wire::PushEncoder transaction) {
   auto it = connections_.find(conn);
   if (it == connections_.end()) return false;
   auto c = it->second;
-  c->send_transaction(std::move(transaction), true);
-  return true;
+  return c->send_reply(std::move(transaction));
 }
 
 void TcpTransport::sweep() {

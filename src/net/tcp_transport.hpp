@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 
+#include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
 #include "store/record.hpp"
 #include "wire/packet.hpp"
@@ -35,6 +36,8 @@ struct TcpLimits {
   std::chrono::milliseconds partial_timeout{10000};  // a packet begun but not finished
   std::chrono::milliseconds stall_timeout{10000};    // data to send, peer not reading
   std::chrono::seconds udp_only_for{300};
+  // Answers waiting behind the one being sent on an inbound stream.
+  std::size_t max_queued_replies = 4;
 };
 
 struct TcpInterface {
@@ -89,8 +92,13 @@ class TcpTransport {
   class Connection;
   friend class Connection;
   struct Listener {
+    Listener(TcpInterface i, std::unique_ptr<asio::ip::tcp::acceptor> a)
+        : iface(std::move(i)), acceptor(std::move(a)) {}
     TcpInterface iface;
     std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+    // After a failed accept: the pause before the next, 100 ms doubling to 1 s.
+    std::unique_ptr<asio::steady_timer> retry;
+    std::chrono::milliseconds retry_delay{0};
   };
 
   // A new outbound connection (kind: Connection::Kind); nullptr when the
@@ -99,6 +107,7 @@ class TcpTransport {
   void start(const std::shared_ptr<Connection>& c, const Route& to);
   void accept(Listener& l);
   void on_accepted(Listener& l, asio::ip::tcp::socket sock);
+  void on_accept_error(Listener& l, const asio::error_code& ec);
   void forget(ConnectionId id);
   void peer_answered(const std::string& iface, const PeerAddress& peer);
   void peer_failed(const std::string& iface, const PeerAddress& peer, const std::string& why,
@@ -118,6 +127,9 @@ class TcpTransport {
   asio::steady_timer sweep_timer_;
   bool sweeping_ = false;
   Stats stats_;
+  TimePoint accept_log_next_{};  // accept failures: one log line per 10 s
+  std::uint64_t accept_log_suppressed_ = 0;
+  LogLimiter error_log_{std::chrono::seconds(10)};  // lines a peer can cause per connection
 };
 
 }  // namespace alfred::net

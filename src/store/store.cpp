@@ -1,39 +1,155 @@
 #include "store/store.hpp"
 
+#include <algorithm>
+
 namespace alfred {
 
-Store::Update Store::put(Record rec, Source source, TimePoint now) {
+namespace {
+// glibc: an allocation of n bytes takes a chunk of n + 8 rounded up to 16,
+// never less than 32.
+constexpr std::size_t malloc_chunk(std::size_t n) {
+  return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
+constexpr std::size_t kNodeHeader = 32;  // a red-black tree node's colour and links
+}  // namespace
+
+std::size_t Store::sender_cost() {
+  // Its node in senders_ (with the empty age index) and in heaviest_.
+  return malloc_chunk(kNodeHeader + sizeof(Mac) + sizeof(SenderUsage)) +
+         malloc_chunk(kNodeHeader + sizeof(std::pair<std::size_t, Mac>));
+}
+
+std::size_t Store::record_cost(std::size_t size) {
+  // make_shared: the record and its control block in one allocation; the
+  // payload; the entry's map node; its node in the sender's age index.
+  return malloc_chunk(sizeof(Record) + 16) + (size ? malloc_chunk(size) : 0) +
+         malloc_chunk(kNodeHeader + sizeof(Key) + sizeof(Entry)) +
+         malloc_chunk(kNodeHeader + sizeof(std::pair<TimePoint, Key>));
+}
+
+void Store::index_add(const Key& key, const Entry& e) {
+  std::size_t cost = record_cost(e.record->data.size());
+  memory_ += cost;
+  payload_bytes_ += e.record->data.size();
+  type_bytes_[key.first] += e.record->data.size() + 10;
+  ++type_records_[key.first];
+  if (e.source == Source::Local) return;
+  auto [it, fresh] = senders_.try_emplace(e.sender);
+  auto& u = it->second;
+  if (fresh) {
+    memory_ += sender_cost();
+    u.memory = sender_cost();
+  }
+  heaviest_.erase({u.memory, e.sender});
+  u.memory += cost;
+  u.by_age.insert({e.last_seen, key});
+  heaviest_.insert({u.memory, e.sender});
+}
+
+void Store::index_remove(const Key& key, const Entry& e) {
+  std::size_t cost = record_cost(e.record->data.size());
+  memory_ -= cost;
+  payload_bytes_ -= e.record->data.size();
+  type_bytes_[key.first] -= e.record->data.size() + 10;
+  --type_records_[key.first];
+  if (e.source == Source::Local) return;
+  auto it = senders_.find(e.sender);
+  if (it == senders_.end()) return;
+  auto& u = it->second;
+  heaviest_.erase({u.memory, e.sender});
+  u.memory -= cost;
+  u.by_age.erase({e.last_seen, key});
+  if (u.by_age.empty()) {
+    memory_ -= sender_cost();
+    senders_.erase(it);
+  } else {
+    heaviest_.insert({u.memory, e.sender});
+  }
+}
+
+void Store::erase(std::map<Key, Entry>::iterator it) {
+  index_remove(it->first, it->second);
+  entries_.erase(it);
+}
+
+bool Store::make_room(std::size_t cost, const Mac* sender, bool new_entry) {
+  auto over = [&] {
+    return memory_ + cost > limits_.max_bytes ||
+           (new_entry && entries_.size() + 1 > limits_.max_records);
+  };
+  while (over()) {
+    std::size_t own = 0;
+    if (sender)
+      if (auto it = senders_.find(*sender); it != senders_.end()) own = it->second.memory;
+    auto h = heaviest_.rbegin();
+    if (h != heaviest_.rend() && sender && h->second == *sender) ++h;
+    // Only local data left: nothing may go, local data is bounded too.
+    if (h == heaviest_.rend()) return false;
+    // A remote sender takes room only from one holding more than it will.
+    if (sender && h->first <= own + cost) return false;
+    const auto& victim = senders_.at(h->second).by_age.begin()->second;
+    ++evicted_;
+    erase(entries_.find(victim));
+  }
+  return true;
+}
+
+Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint now) {
   Key key{rec.type, rec.source};
   auto it = entries_.find(key);
   Update u;
-  u.applied = true;
+  const Mac* remote = source == Source::Local ? nullptr : &sender;
+  // A sender not seen before costs its index entries too.
+  std::size_t sender_extra = remote && !senders_.count(sender) ? sender_cost() : 0;
   if (it == entries_.end()) {
+    if (!make_room(record_cost(rec.data.size()) + sender_extra, remote, true)) {
+      u.refused = true;
+      return u;
+    }
+    u.applied = true;
     u.changed = true;
-    payload_bytes_ += rec.data.size();
-    entries_.emplace(key, Entry{std::make_shared<const Record>(std::move(rec)), source, now});
+    Entry e{std::make_shared<const Record>(std::move(rec)), source, now, sender};
+    index_add(key, e);
+    entries_.emplace(key, std::move(e));
     return u;
   }
   Entry& e = it->second;
+  std::size_t old_cost = record_cost(e.record->data.size());
+  std::size_t new_cost = record_cost(rec.data.size());
+  bool same = e.record->data == rec.data && e.record->version == rec.version;
+  // Re-file the entry under its new sender and time; a payload that grows
+  // needs room like a new record would (its old cost is already released).
+  index_remove(key, e);
+  if (!same && new_cost > old_cost &&
+      !make_room(new_cost + (remote && !senders_.count(sender) ? sender_cost() : 0), remote,
+                 false)) {
+    index_add(key, e);
+    u.refused = true;
+    return u;
+  }
+  u.applied = true;
   e.last_seen = now;
   e.source = source;
-  if (e.record->data == rec.data && e.record->version == rec.version) return u;
-  // Only a new payload counts as a change (events, -c), as upstream has it; a
-  // new version alone is stored silently.
-  u.changed = e.record->data != rec.data;
-  payload_bytes_ = payload_bytes_ - e.record->data.size() + rec.data.size();
-  e.record = std::make_shared<const Record>(std::move(rec));
+  e.sender = sender;
+  if (!same) {
+    // Only a new payload counts as a change (events, -c), as upstream has
+    // it; a new version alone is stored silently.
+    u.changed = e.record->data != rec.data;
+    e.record = std::make_shared<const Record>(std::move(rec));
+  }
+  index_add(key, e);
   return u;
 }
 
 Store::Update Store::set_local(Record rec, TimePoint now) {
-  return put(std::move(rec), Source::Local, now);
+  return put(std::move(rec), Source::Local, Mac{}, now);
 }
 
 Store::Update Store::apply_remote(Record rec, const Mac& sender, TimePoint now) {
   auto it = entries_.find(Key{rec.type, rec.source});
   if (it != entries_.end() && it->second.source == Source::Local) return {};
   Source s = rec.source == sender ? Source::FirstHand : Source::Synced;
-  return put(std::move(rec), s, now);
+  return put(std::move(rec), s, sender, now);
 }
 
 Snapshot Store::snapshot(Source max_level, std::optional<std::uint8_t> type) const {
@@ -64,8 +180,8 @@ std::bitset<256> Store::expire(TimePoint now) {
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (now - it->second.last_seen >= kRecordTimeout) {
       types.set(it->first.first);
-      payload_bytes_ -= it->second.record->data.size();
-      it = entries_.erase(it);
+      auto gone = it++;
+      erase(gone);
     } else {
       ++it;
     }

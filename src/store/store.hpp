@@ -1,8 +1,16 @@
 #pragma once
 // The data store: one record per (source MAC, data type).
+//
+// Records are bounded in count and in the memory they really take (payload,
+// record, shared-pointer block, map and index nodes). When a bound is hit the
+// sender holding the most memory loses its record heard longest ago; a sender
+// that is itself the heaviest gets no room from others. Locally set records
+// are never evicted: once only they are left, a new one is refused.
+#include <array>
 #include <bitset>
 #include <map>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -10,9 +18,25 @@
 
 namespace alfred {
 
+struct StoreLimits {
+  // A 1,000-node mesh with a handful of types each is about 5,000 records
+  // and 3 MB; both bounds leave several times that.
+  std::size_t max_records = 32768;
+  std::size_t max_bytes = 24u << 20;
+};
+
 class Store {
  public:
   static constexpr std::chrono::seconds kRecordTimeout{600};
+  using Limits = StoreLimits;
+
+  Store() = default;
+  explicit Store(Limits limits) : limits_(limits) {}
+
+  // Memory a record with `size` bytes of payload takes in the store.
+  static std::size_t record_cost(std::size_t size);
+  // What a sender's entry in the eviction indexes takes.
+  static std::size_t sender_cost();
 
   // What an update did; `changed` is true when the record is new or its
   // payload differs (a new version alone is stored silently), which is what
@@ -20,6 +44,7 @@ class Store {
   struct Update {
     bool applied = false;
     bool changed = false;
+    bool refused = false;  // a limit was hit and nothing could be evicted
   };
 
   // Data set by a client of this node. Always wins.
@@ -41,21 +66,47 @@ class Store {
 
   std::size_t size() const { return entries_.size(); }
   std::size_t payload_bytes() const { return payload_bytes_; }
+  std::size_t memory() const { return memory_; }  // what the byte bound counts
+  std::size_t type_bytes(std::uint8_t type) const { return type_bytes_[type]; }
+  std::size_t type_records(std::uint8_t type) const { return type_records_[type]; }
+  std::uint64_t evicted() const { return evicted_; }
+  // Whether records we hold came from `sender` (a node that syncs with us).
+  bool has_sender(const Mac& sender) const { return senders_.count(sender) != 0; }
+  const Limits& limits() const { return limits_; }
   const Record* find(const Mac& source, std::uint8_t type) const;
   std::optional<Source> source_of(const Mac& source, std::uint8_t type) const;
 
  private:
+  using Key = std::pair<std::uint8_t, Mac>;
   struct Entry {
     RecordPtr record;
     Source source = Source::Synced;
     TimePoint last_seen;
+    Mac sender{};  // who sent it (remote records only)
   };
-  using Key = std::pair<std::uint8_t, Mac>;
+  struct SenderUsage {
+    std::size_t memory = 0;
+    std::set<std::pair<TimePoint, Key>> by_age;  // its records, heard longest ago first
+  };
 
-  Update put(Record rec, Source source, TimePoint now);
+  Update put(Record rec, Source source, const Mac& sender, TimePoint now);
+  // Makes room for `cost` more bytes (and, if `new_entry`, one more record)
+  // from `sender` (nullptr: local). False when nothing may be evicted for it.
+  bool make_room(std::size_t cost, const Mac* sender, bool new_entry);
+  void erase(std::map<Key, Entry>::iterator it);
+  // The remote-record indexes, kept in step with entries_.
+  void index_add(const Key& key, const Entry& e);
+  void index_remove(const Key& key, const Entry& e);
 
+  Limits limits_;
   std::map<Key, Entry> entries_;
+  std::map<Mac, SenderUsage> senders_;
+  std::set<std::pair<std::size_t, Mac>> heaviest_;  // senders by memory, heaviest last
+  std::array<std::size_t, 256> type_bytes_{};  // payload + record headers
+  std::array<std::size_t, 256> type_records_{};
   std::size_t payload_bytes_ = 0;
+  std::size_t memory_ = 0;
+  std::uint64_t evicted_ = 0;
 };
 
 }  // namespace alfred

@@ -52,22 +52,26 @@ DecodeResult decode_push(std::span<const std::uint8_t> body) {
   PushData push;
   push.tx_id = be16(body.data());
   push.seqno = be16(body.data() + 2);
+  // Records are read while a whole record header is left; the first one whose
+  // data would run past the TLV ends the list, and it and everything after it
+  // are ignored. That is upstream's rule (recv.c in 2023.0 and 2026 alike):
+  // the records before a bad one are kept, a packet without any whole record
+  // is still a packet of its transaction.
   std::size_t pos = kTxMgmtSize;
-  while (pos < body.size()) {
-    if (body.size() - pos < kDataHeaderSize)
-      return fail("push data ends inside a record header");
+  while (body.size() - pos >= kDataHeaderSize) {
+    std::size_t len = be16(body.data() + pos + 8);
+    if (body.size() - pos - kDataHeaderSize < len) break;
     RecordView rec;
     std::memcpy(rec.source.data(), body.data() + pos, 6);
     rec.type = body[pos + 6];
     rec.version = body[pos + 7];
-    std::size_t len = be16(body.data() + pos + 8);
-    pos += kDataHeaderSize;
-    if (body.size() - pos < len) return fail("record length runs past the packet");
-    rec.data = body.subspan(pos, len);
-    pos += len;
+    rec.data = body.subspan(pos + kDataHeaderSize, len);
+    pos += kDataHeaderSize + len;
     push.records.push_back(rec);
   }
-  return ok(std::move(push));
+  DecodeResult r = ok(std::move(push));
+  r.ignored_bytes = body.size() - pos;
+  return r;
 }
 
 DecodeResult decode_server_status(std::span<const std::uint8_t> body) {

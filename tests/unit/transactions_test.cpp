@@ -23,6 +23,10 @@ constexpr Mac kPeerB{0x02, 0, 0, 0, 0, 0x0b};
 
 TimePoint at(int s) { return TimePoint{} + seconds(s); }
 
+constexpr std::size_t kTx = Table::kTransactionCost;
+std::size_t cost(std::size_t n) { return Table::packet_cost(n); }
+constexpr std::size_t kRoomy = 1u << 20;
+
 Table::Limits limits(std::size_t transactions, std::size_t bytes) {
   Table::Limits l;
   l.max_transactions = transactions;
@@ -73,7 +77,7 @@ TEST(Transactions, DuplicateCreateRefused) {
 }
 
 TEST(Transactions, MaxTransactionsRespected) {
-  Table t(limits(2, 1000));
+  Table t(limits(2, kRoomy));
   EXPECT_NE(t.create({kPeerA, 1}, at(0)), nullptr);
   EXPECT_NE(t.create({kPeerA, 2}, at(1)), nullptr);
   // The table is full and A itself holds the most: A gets no more.
@@ -92,7 +96,7 @@ TEST(Transactions, MaxTransactionsRespected) {
 }
 
 TEST(Transactions, PerPeerCapLeavesRoomForOthers) {
-  Table::Limits l = limits(100, 1000);
+  Table::Limits l = limits(100, kRoomy);
   l.max_per_peer = 3;
   Table t(l);
   for (std::uint16_t id = 0; id < 3; ++id) EXPECT_NE(t.create({kPeerA, id}, at(0)), nullptr);
@@ -105,7 +109,7 @@ TEST(Transactions, PerPeerCapLeavesRoomForOthers) {
 }
 
 TEST(Transactions, WaitingClientsAreNeverEvicted) {
-  Table t(limits(2, 1000));
+  Table t(limits(2, kRoomy));
   t.create({kPeerA, 1}, at(0))->client = 7;
   t.create({kPeerA, 2}, at(1))->client = 8;
   EXPECT_EQ(t.create({kPeerB, 1}, at(2)), nullptr);
@@ -116,60 +120,100 @@ TEST(Transactions, WaitingClientsAreNeverEvicted) {
 // ---- packets and limits --------------------------------------------------------------
 
 TEST(Transactions, AddDuplicateAndOverLimit) {
-  Table t(limits(10, 100));
+  // Room for the transaction and packets of 60 and 40 bytes, no more.
+  Table t(limits(10, kTx + cost(60) + cost(40)));
   auto* tx = t.create({kPeerA, 1}, at(0));
   ASSERT_NE(tx, nullptr);
   EXPECT_EQ(t.add_packet(*tx, 0, Bytes(60, 0xaa), at(0)), Add::Added);
   EXPECT_EQ(t.bytes(), 60u);
+  EXPECT_EQ(t.memory(), kTx + cost(60));
   // Same seqno again: duplicate, first copy kept, nothing counted.
   EXPECT_EQ(t.add_packet(*tx, 0, Bytes(5, 0xbb), at(0)), Add::Duplicate);
   EXPECT_EQ(tx->packets.at(0), Bytes(60, 0xaa));
   EXPECT_EQ(t.bytes(), 60u);
-  // 60 + 41 > 100.
-  EXPECT_EQ(t.add_packet(*tx, 1, Bytes(41), at(0)), Add::OverLimit);
+  // A packet that costs more than what is left does not fit.
+  ASSERT_GT(cost(100), cost(40));
+  EXPECT_EQ(t.add_packet(*tx, 1, Bytes(100), at(0)), Add::OverLimit);
   EXPECT_EQ(tx->packets.count(1), 0u);
   EXPECT_EQ(t.bytes(), 60u);
-  // 60 + 40 == 100 fits exactly.
+  // Exactly what is left fits.
   EXPECT_EQ(t.add_packet(*tx, 1, Bytes(40), at(0)), Add::Added);
   EXPECT_EQ(t.bytes(), 100u);
   EXPECT_EQ(tx->bytes, 100u);
+  EXPECT_EQ(t.memory(), t.limits().max_bytes);
   EXPECT_EQ(t.add_packet(*tx, 2, Bytes(1), at(0)), Add::OverLimit);
   // A duplicate is reported as such even when the table is full.
   EXPECT_EQ(t.add_packet(*tx, 1, Bytes(1), at(0)), Add::Duplicate);
-  // An empty packet still fits.
-  EXPECT_EQ(t.add_packet(*tx, 3, Bytes{}, at(0)), Add::Added);
-  EXPECT_EQ(tx->packets.size(), 3u);
+  // Even an empty packet costs its node.
+  EXPECT_EQ(t.add_packet(*tx, 3, Bytes{}, at(0)), Add::OverLimit);
+  EXPECT_EQ(tx->packets.size(), 2u);
+}
+
+// Real memory, not payload: an 8-byte empty push costs over 100 bytes of
+// heap (its map node and its allocation). Counting payload let one peer's
+// 33 MB of empty pushes take 460 MB of RSS.
+TEST(Transactions, EmptyPacketsAreChargedTheirOverhead) {
+  EXPECT_GE(cost(8), 100u);
+  EXPECT_GE(cost(0), 64u);
+  EXPECT_GE(cost(65535), 65535u + 64u);
+  Table t(limits(4096, 1u << 20));
+  std::size_t added = 0;
+  for (std::uint16_t id = 0; id < 64; ++id) {
+    auto* tx = t.create({kPeerA, id}, at(0));
+    if (!tx) break;
+    for (std::uint32_t s = 0; s < 65535; ++s) {
+      auto r = t.add_packet(*tx, static_cast<std::uint16_t>(s), Bytes(8), at(0));
+      if (r != Add::Added) break;
+      ++added;
+    }
+  }
+  EXPECT_LE(t.memory(), 1u << 20);
+  EXPECT_LE(added * 100, std::size_t(1) << 20);
+}
+
+TEST(Transactions, PacketsPerTransactionAreCapped) {
+  Table::Limits l = limits(10, 64u << 20);
+  l.max_packets_per_transaction = 100;
+  Table t(l);
+  auto* tx = t.create({kPeerA, 1}, at(0));
+  for (std::uint16_t s = 0; s < 100; ++s) EXPECT_EQ(t.add_packet(*tx, s, Bytes(4), at(0)), Add::Added);
+  EXPECT_EQ(t.add_packet(*tx, 100, Bytes(4), at(0)), Add::TooManyPackets);
+  EXPECT_EQ(t.add_packet(*tx, 5, Bytes(4), at(0)), Add::Duplicate);
+  EXPECT_EQ(tx->packets.size(), 100u);
 }
 
 TEST(Transactions, ByteLimitMakesRoomFromTheHeaviestOtherPeer) {
-  Table t(limits(10, 100));
+  Table t(limits(10, 2 * kTx + cost(70) + cost(30)));
   auto* a = t.create({kPeerA, 1}, at(0));
   auto* b = t.create({kPeerB, 1}, at(0));
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(t.add_packet(*a, 0, Bytes(70), at(0)), Add::Added);
   EXPECT_EQ(t.add_packet(*b, 0, Bytes(30), at(0)), Add::Added);
-  EXPECT_EQ(t.bytes(), 100u);
+  EXPECT_EQ(t.memory(), t.limits().max_bytes);
   // B needs room; A holds more, so A's transaction goes.
   EXPECT_EQ(t.add_packet(*b, 1, Bytes(31), at(0)), Add::Added);
   EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
   EXPECT_EQ(b->bytes, 61u);
   EXPECT_EQ(t.bytes(), 61u);
+  EXPECT_EQ(t.memory(), kTx + cost(30) + cost(31));
   // Now B is the heaviest: nothing is taken from others for it.
   auto* a2 = t.create({kPeerA, 2}, at(0));
-  EXPECT_EQ(t.add_packet(*a2, 0, Bytes(39), at(0)), Add::Added);
+  ASSERT_NE(a2, nullptr);
+  ASSERT_GT(t.memory() + cost(1), t.limits().max_bytes);
   EXPECT_EQ(t.add_packet(*b, 2, Bytes(1), at(0)), Add::OverLimit);
-  EXPECT_EQ(t.bytes(), 100u);
+  EXPECT_NE(t.find({kPeerA, 2}), nullptr);
 }
 
 TEST(Transactions, TakeReleasesBytes) {
-  Table t(limits(10, 100));
+  Table t(limits(10, 2 * kTx + cost(30) + cost(20) + cost(50)));
   auto* a = t.create({kPeerA, 1}, at(0));
   auto* b = t.create({kPeerB, 1}, at(0));
   t.add_packet(*a, 0, Bytes(30, 1), at(0));
   t.add_packet(*a, 1, Bytes(20, 2), at(0));
   t.add_packet(*b, 0, Bytes(50, 3), at(0));
   ASSERT_EQ(t.bytes(), 100u);
+  ASSERT_EQ(t.memory(), t.limits().max_bytes);
 
   Table::Transaction taken = t.take({kPeerA, 1});
   EXPECT_EQ(taken.bytes, 50u);
@@ -177,10 +221,11 @@ TEST(Transactions, TakeReleasesBytes) {
   EXPECT_EQ(taken.packets.at(0), Bytes(30, 1));
   EXPECT_EQ(taken.packets.at(1), Bytes(20, 2));
   EXPECT_EQ(t.bytes(), 50u);
+  EXPECT_EQ(t.memory(), kTx + cost(50));
   EXPECT_EQ(t.size(), 1u);
   EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
 
-  // The freed bytes can be used again.
+  // The freed memory can be used again.
   EXPECT_EQ(t.add_packet(*t.find({kPeerB, 1}), 1, Bytes(50), at(0)), Add::Added);
   EXPECT_EQ(t.bytes(), 100u);
 }
@@ -313,6 +358,29 @@ TEST(Transactions, NextDeadlineIsTheEarliest) {
   EXPECT_FALSE(t.next_deadline().has_value());
 }
 
+// The deadline index follows every refresh and removal; expiry and the next
+// deadline never walk the table.
+TEST(Transactions, DeadlineIndexFollowsTouchTakeAndEviction) {
+  Table t(limits(3, kRoomy));
+  t.create({kPeerA, 1}, at(0));
+  t.create({kPeerA, 2}, at(1));
+  t.create({kPeerB, 1}, at(2));
+  t.touch(*t.find({kPeerA, 1}), at(5));
+  EXPECT_EQ(t.next_deadline(), at(11));
+  EXPECT_EQ(t.expired(at(11)), (std::vector<Table::Key>{{kPeerA, 2}}));
+  EXPECT_EQ(t.expired(at(15)), (std::vector<Table::Key>{{kPeerA, 2}, {kPeerB, 1}, {kPeerA, 1}}));
+  // A third peer evicts A's oldest (A holds the most).
+  constexpr Mac kPeerC{0x02, 0, 0, 0, 0, 0x0c};
+  ASSERT_NE(t.create({kPeerC, 1}, at(6)), nullptr);
+  EXPECT_EQ(t.find({kPeerA, 2}), nullptr);
+  EXPECT_EQ(t.next_deadline(), at(12));
+  EXPECT_EQ(t.expired(at(16)), (std::vector<Table::Key>{{kPeerB, 1}, {kPeerA, 1}, {kPeerC, 1}}));
+  t.take({kPeerB, 1});
+  t.take({kPeerA, 1});
+  EXPECT_EQ(t.next_deadline(), at(16));
+  EXPECT_EQ(t.count_of(kPeerA), 0u);
+}
+
 TEST(Transactions, DefaultLimits) {
   Table::Limits l;
   EXPECT_EQ(l.max_transactions, 4096u);
@@ -320,6 +388,7 @@ TEST(Transactions, DefaultLimits) {
   // pushes keeps the daemon well under its 64 MB RSS bound.
   EXPECT_GE(l.max_bytes, std::size_t(30) * 1000 * 1000 + 2 * wire::kMaxPacket);
   EXPECT_LE(l.max_bytes, std::size_t(32) << 20);
+  EXPECT_GE(l.max_packets_per_transaction, 30u * 1000 * 1000 / wire::kMaxPacket + 1);
   EXPECT_EQ(Table::kTimeout, seconds(10));
 }
 

@@ -1,5 +1,6 @@
-// The alfred packet codec: round trips, exact wire bytes, and rejection of
-// everything malformed (truncations, lying lengths, bad versions and types).
+// The alfred packet codec: round trips, exact wire bytes, rejection of what
+// is malformed (truncations, lying TLV lengths, bad versions and types) and
+// upstream's leniency inside push data (records before a bad one are kept).
 #include "wire/packet.hpp"
 
 #include <gtest/gtest.h>
@@ -303,35 +304,149 @@ TEST(WirePacketLengthLies, TlvLengthLargerThanBytesPresent) {
   expect_rejected({0x09, 0x00, 0x80, 0x00}, "event register announcing 32768");
 }
 
-TEST(WirePacketLengthLies, RecordLengthRunsPastThePacket) {
+// ---- push data: records before the first one that does not fit are kept ------------
+//
+// Upstream (recv.c, 2023.0 and 2026 alike; unix_sock.c takes the first record
+// the same way) reads records while a whole record header is left and stops
+// at the first record whose data would run past the TLV. Nothing is rejected:
+// the records before it count, the rest is ignored.
+
+// Decodes a push and insists on success; returns the records and what was ignored.
+PushData decode_push_ok(const Bytes& bytes, std::size_t want_ignored) {
+  DecodeResult r = decode(bytes);
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.ignored_bytes, want_ignored);
+  EXPECT_TRUE(std::holds_alternative<PushData>(r.packet));
+  return std::get<PushData>(r.packet);
+}
+
+Bytes from_hex(const std::string& hex) {
+  Bytes b;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+    b.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return b;
+}
+
+TEST(WirePacketLenientPush, IssueReproTwoStrayBytesAfterTheRecord) {
+  // One record of type 64, "abc", then 2 bytes that are no record.
+  const Bytes bytes = from_hex("0000001312340000000000000000400000036162630000");
+  auto push = decode_push_ok(bytes, 2);  // its records point into `bytes`
+  EXPECT_EQ(push.tx_id, 0x1234);
+  ASSERT_EQ(push.records.size(), 1u);
+  EXPECT_EQ(push.records[0].type, 64);
+  EXPECT_EQ(Bytes(push.records[0].data.begin(), push.records[0].data.end()),
+            (Bytes{'a', 'b', 'c'}));
+}
+
+TEST(WirePacketLenientPush, IssueReproRecordLengthShorterThanItsData) {
+  // The record says 1 byte: "a" is its data; "bc\xaa\xbb" is too short for a header.
+  const Bytes bytes = from_hex("000000131234000000000000000040000001616263aabb");
+  auto push = decode_push_ok(bytes, 4);
+  ASSERT_EQ(push.records.size(), 1u);
+  EXPECT_EQ(Bytes(push.records[0].data.begin(), push.records[0].data.end()), Bytes{'a'});
+}
+
+TEST(WirePacketLenientPush, WellFormedPushesIgnoreNothing) {
+  EXPECT_EQ(decode_push_ok(encode(sample_push()), 0).records.size(), 2u);
+  EXPECT_EQ(decode_push_ok(encode(PushData{1, 0, {}}), 0).records.size(), 0u);
+  // Bytes after the TLV are no part of the push and are not counted.
+  Bytes more = encode(sample_push());
+  more.insert(more.end(), 7, 0xee);
+  EXPECT_EQ(decode_push_ok(more, 0).records.size(), 2u);
+  // Other types never report ignored bytes.
+  for (const Packet& p : all_samples()) EXPECT_EQ(decode(encode(p)).ignored_bytes, 0u);
+}
+
+TEST(WirePacketLenientPush, LastRecordRunningPastTheTlvIsDropped) {
   Bytes bytes = encode(sample_push());
   // Second record announces 4 data bytes, only 3 are inside the TLV.
   bytes[bytes.size() - 3 - 1] = 0x04;
-  expect_rejected(bytes, "last record one byte too long");
-  // Even if the datagram has more bytes after the TLV, they are not record data.
+  auto push = decode_push_ok(bytes, kDataHeaderSize + kPayload2.size());
+  ASSERT_EQ(push.records.size(), 1u);
+  EXPECT_EQ(push.records[0].source, kMacA);
+  EXPECT_EQ(Bytes(push.records[0].data.begin(), push.records[0].data.end()), kPayload1);
+  // Bytes after the TLV are never borrowed as record data.
   bytes.push_back(0x04);
-  expect_rejected(bytes, "record borrowing a trailing byte");
-
-  Bytes first = encode(sample_push());
-  first[kPushHeaderSize + 8] = 0xff;  // first record: 0xff02 bytes
-  expect_rejected(first, "first record with a huge length");
+  EXPECT_EQ(decode_push_ok(bytes, kDataHeaderSize + kPayload2.size()).records.size(), 1u);
 }
 
-TEST(WirePacketLengthLies, RecordHeaderCut) {
+TEST(WirePacketLenientPush, BadFirstRecordLeavesAnEmptyPush) {
+  Bytes first = encode(sample_push());
+  first[kPushHeaderSize + 8] = 0xff;  // first record: 0xff02 bytes
+  auto push = decode_push_ok(first, first.size() - kPushHeaderSize);
+  EXPECT_EQ(push.tx_id, 0x1234);
+  EXPECT_EQ(push.seqno, 2);
+  EXPECT_TRUE(push.records.empty());
+}
+
+TEST(WirePacketLenientPush, RecordsAfterABadOneAreNotRead) {
+  // good, bad (length past the TLV), good: only the first counts, even though
+  // the bytes after the bad header would parse as a record by themselves.
+  Bytes bytes;
+  encode_push_header(bytes, 9, 0);
+  append_record(bytes, kMacA, 64, 0, kPayload1);
+  std::size_t bad = bytes.size();
+  append_record(bytes, kMacB, 65, 0, kPayload2);
+  append_record(bytes, kMacB, 66, 0, kPayload2);
+  bytes[bad + 8] = 0x7f;
+  finish_tlv(bytes, 0);
+  auto push = decode_push_ok(bytes, bytes.size() - bad);
+  ASSERT_EQ(push.records.size(), 1u);
+  EXPECT_EQ(push.records[0].type, 64);
+}
+
+TEST(WirePacketLenientPush, CutRecordHeaders) {
   // TLV consistent, but after the tx header only 5 of a 10-byte record header.
-  Bytes bytes{0x00, 0x00, 0x00, 0x09, 0x00, 0x01, 0x00, 0x00, 0x02, 0x11, 0x22, 0x33, 0x44};
-  expect_rejected(bytes, "record header cut after 5 bytes");
+  Bytes five{0x00, 0x00, 0x00, 0x09, 0x00, 0x01, 0x00, 0x00, 0x02, 0x11, 0x22, 0x33, 0x44};
+  EXPECT_TRUE(decode_push_ok(five, 5).records.empty());
   // A complete record followed by a single stray byte inside the TLV.
-  PushData p{1, 0, {{kMacA, 64, 0, kPayload1}}};
-  Bytes one = encode(p);
+  Bytes one = encode(PushData{1, 0, {{kMacA, 64, 0, kPayload1}}});
   one.push_back(0x02);
   finish_tlv(one, 0);
-  expect_rejected(one, "one stray byte after the last record");
+  EXPECT_EQ(decode_push_ok(one, 1).records.size(), 1u);
   // Nine bytes of a record header (one short).
   Bytes nine = encode(PushData{1, 0, {}});
   for (int i = 0; i < 9; ++i) nine.push_back(0);
   finish_tlv(nine, 0);
-  expect_rejected(nine, "record header one byte short");
+  EXPECT_TRUE(decode_push_ok(nine, 9).records.empty());
+}
+
+TEST(WirePacketLenientPush, TrailingZeroLengthRecordIsARecord) {
+  // Exactly one record header with length 0 at the end: upstream's loop
+  // (`while (len >= sizeof(*data))`, the same in 2023.0 and 2026) takes it.
+  Bytes bytes = encode(PushData{1, 0, {{kMacA, 64, 0, kPayload1}}});
+  append_record(bytes, kMacB, 70, 3, {});
+  finish_tlv(bytes, 0);
+  auto push = decode_push_ok(bytes, 0);
+  ASSERT_EQ(push.records.size(), 2u);
+  EXPECT_EQ(push.records[1].type, 70);
+  EXPECT_EQ(push.records[1].version, 3);
+  EXPECT_TRUE(push.records[1].data.empty());
+}
+
+TEST(WirePacketLenientPush, EveryCutOfTheLastRecordKeepsTheOthers) {
+  // Cutting the TLV anywhere inside the second record keeps the first one.
+  Bytes full = encode(sample_push());
+  const std::size_t second = kPushHeaderSize + kDataHeaderSize + kPayload1.size();
+  for (std::size_t n = second; n < full.size(); ++n) {
+    SCOPED_TRACE("cut to " + std::to_string(n) + " of " + std::to_string(full.size()));
+    Bytes cut(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
+    finish_tlv(cut, 0);
+    auto push = decode_push_ok(cut, n - second);
+    ASSERT_EQ(push.records.size(), 1u);
+    EXPECT_EQ(push.records[0].source, kMacA);
+  }
+}
+
+TEST(WirePacketLenientPush, ReencodingLeavesTheIgnoredBytesOut) {
+  Bytes bytes = from_hex("0000001312340000000000000000400000036162630000");
+  DecodeResult r = decode(bytes);
+  ASSERT_TRUE(r.ok);
+  Bytes enc = encode(r.packet);
+  ASSERT_EQ(enc.size() + r.ignored_bytes, bytes.size());
+  Bytes trimmed(bytes.begin(), bytes.end() - static_cast<std::ptrdiff_t>(r.ignored_bytes));
+  finish_tlv(trimmed, 0);
+  EXPECT_EQ(enc, trimmed);
 }
 
 TEST(WirePacketLengthLies, PushShorterThanTxHeader) {

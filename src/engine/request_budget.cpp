@@ -1,0 +1,48 @@
+#include "engine/request_budget.hpp"
+
+#include <algorithm>
+
+namespace alfred {
+
+RequestBudget::Verdict RequestBudget::admit(const std::string& iface, const Mac& source,
+                                            std::size_t bytes, bool known, TimePoint now) {
+  SourceKey key{iface, source};
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= limits_.max_sources) forget_idlest();
+    it = buckets_.emplace(key, Bucket{limits_.burst, now}).first;
+  } else {
+    by_age_.erase({it->second.updated, key});
+    double refill = std::chrono::duration<double>(now - it->second.updated) /
+                    std::chrono::duration<double>(limits_.refill);
+    it->second.tokens = std::min(limits_.burst, it->second.tokens + std::max(0.0, refill));
+    it->second.updated = now;
+  }
+  by_age_.insert({now, key});
+  if (it->second.tokens < 1) {
+    ++refused_;
+    return Verdict::SourceLimited;
+  }
+  Window& w = known ? known_ : strangers_;
+  if (now - w.start >= std::chrono::seconds(1)) w = Window{now, 0, 0};
+  // A known source's answer is let through even when it alone is over the
+  // byte budget, or a type larger than the budget could never be asked for.
+  if (w.replies >= limits_.replies_per_second ||
+      ((w.replies > 0 || !known) && w.bytes + bytes > limits_.bytes_per_second)) {
+    ++refused_;
+    return Verdict::GlobalLimited;
+  }
+  it->second.tokens -= 1;
+  ++w.replies;
+  w.bytes += bytes;
+  return Verdict::Answer;
+}
+
+void RequestBudget::forget_idlest() {
+  if (by_age_.empty()) return;
+  auto oldest = by_age_.begin();
+  buckets_.erase(oldest->second);
+  by_age_.erase(oldest);
+}
+
+}  // namespace alfred

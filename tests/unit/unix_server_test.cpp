@@ -1,0 +1,373 @@
+// The unix socket server against raw clients in the same process: answers
+// written in pieces, deadlines for clients that stop reading, eviction when
+// the table is full, the listener cap and the accept back-off.
+#include "ipc/unix_server.hpp"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "wire/packet.hpp"
+
+namespace alfred::ipc {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string temp_path(const char* name) {
+  return "/tmp/alfred-unix-server-test-" + std::to_string(::getpid()) + "-" + name + ".sock";
+}
+
+// A non-blocking client socket, connected (the server's backlog takes it
+// without an accept).
+int connect_client(const std::string& path, int rcvbuf = 0) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  if (rcvbuf) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void send_all(int fd, const std::vector<std::uint8_t>& b) {
+  ASSERT_EQ(::send(fd, b.data(), b.size(), MSG_NOSIGNAL), static_cast<ssize_t>(b.size()));
+}
+
+// What the peer did to the socket: "open", "eof" or "reset"; reads (and
+// drops) what is waiting.
+std::string drain(int fd, std::size_t* got = nullptr) {
+  std::uint8_t buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (got) *got += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0) return "eof";
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return "open";
+    if (errno == ECONNRESET) return "reset";
+    return std::strerror(errno);
+  }
+}
+
+RecordPtr make_record(std::uint8_t i, std::size_t size) {
+  auto r = std::make_shared<Record>();
+  r->source = Mac{0x02, 0, 0, 0, 0, i};
+  r->type = 64;
+  r->version = static_cast<std::uint8_t>(i * 3);
+  r->data.resize(size);
+  for (std::size_t k = 0; k < size; ++k) r->data[k] = static_cast<std::uint8_t>(k * 7 + i);
+  return r;
+}
+
+Snapshot records_of_sizes(const std::vector<std::size_t>& sizes) {
+  Snapshot s;
+  for (std::size_t i = 0; i < sizes.size(); ++i)
+    s.push_back(make_record(static_cast<std::uint8_t>(i), sizes[i]));
+  return s;
+}
+
+std::vector<std::uint8_t> expected_answer(const Snapshot& s, std::uint16_t tx_id) {
+  std::vector<std::uint8_t> out;
+  std::uint16_t seqno = 0;
+  for (const auto& r : s) {
+    std::size_t start = wire::encode_push_header(out, tx_id, seqno++);
+    wire::append_record(out, r->source, r->type, r->version, r->data);
+    wire::finish_tlv(out, start);
+  }
+  return out;
+}
+
+// A server whose handler answers requests with `answer` and registrations
+// as listeners.
+struct ServerFixture : ::testing::Test {
+  asio::io_context io;
+  std::string path;
+  Snapshot answer;
+  std::vector<std::uint8_t> handled;  // TLV types, in the order handled
+  std::unique_ptr<UnixServer> server;
+
+  void start(UnixServerLimits limits, const char* name) {
+    path = temp_path(name);
+    server = std::make_unique<UnixServer>(
+        io, path,
+        [this](ClientId id, std::span<const std::uint8_t> msg) {
+          handled.push_back(msg[0]);
+          auto d = wire::decode(msg);
+          ASSERT_TRUE(d.ok) << d.error;
+          if (auto* req = std::get_if<wire::Request>(&d.packet)) {
+            server->reply_records(id, answer, req->tx_id);
+          } else if (std::holds_alternative<wire::EventRegister>(d.packet)) {
+            server->make_listener(id);
+          } else {
+            server->finish(id);
+          }
+        },
+        limits);
+    std::string error;
+    ASSERT_TRUE(server->open(error)) << error;
+  }
+
+  void TearDown() override {
+    if (server) server->close();
+    ::unlink(path.c_str());
+  }
+
+  void run_for(std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
+  }
+  template <class Pred>
+  bool run_until(Pred pred, std::chrono::milliseconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      run_for(5ms);
+    }
+    return pred();
+  }
+};
+
+std::vector<std::uint8_t> request_bytes(std::uint16_t tx_id) {
+  return wire::encode(wire::Request{64, tx_id});
+}
+
+TEST_F(ServerFixture, AnswerIsByteExactWhenReadInSmallPieces) {
+  start({}, "exact");
+  // Small records (copied), the threshold around 512 bytes, large ones
+  // (written from the record itself), empty ones, and many small ones so one
+  // answer takes several batches.
+  std::vector<std::size_t> sizes = {10, 0, 511, 512, 50000, 3, 65000, 1};
+  for (int i = 0; i < 300; ++i) sizes.push_back(static_cast<std::size_t>(i % 97));
+  sizes.push_back(20000);
+  answer = records_of_sizes(sizes);
+  auto want = expected_answer(answer, 0x1234);
+
+  int fd = connect_client(path, 4096);
+  ASSERT_GE(fd, 0);
+  send_all(fd, request_bytes(0x1234));
+  std::vector<std::uint8_t> got;
+  std::mt19937 rng(7);
+  std::string state = "open";
+  auto end = std::chrono::steady_clock::now() + 10s;
+  while (state == "open" && std::chrono::steady_clock::now() < end) {
+    run_for(1ms);
+    std::uint8_t buf[3000];
+    std::size_t want_n = 1 + rng() % sizeof buf;
+    ssize_t n = ::recv(fd, buf, want_n, 0);
+    if (n > 0) got.insert(got.end(), buf, buf + n);
+    else if (n == 0) state = "eof";
+  }
+  ::close(fd);
+  EXPECT_EQ(state, "eof");
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want);
+  EXPECT_EQ(server->client_count(), 0u);
+}
+
+TEST_F(ServerFixture, ASetIsHandledBeforeARequestThatConnectedAfterIt) {
+  start({}, "order");
+  // A set of 60 KB written and closed, then a request on a new connection:
+  // the set's message must be taken whole before the request's.
+  wire::PushData push;
+  std::vector<std::uint8_t> payload(60000, 0x5a);
+  push.records.push_back(wire::RecordView{Mac{2, 0, 0, 0, 0, 1}, 64, 0, payload});
+  int setter = connect_client(path);
+  send_all(setter, wire::encode(push));
+  ::close(setter);
+  int reader = connect_client(path);
+  send_all(reader, request_bytes(9));
+  ASSERT_TRUE(run_until([&] { return handled.size() == 2; }, 1000ms));
+  EXPECT_EQ(handled[0], static_cast<std::uint8_t>(wire::Type::PushData));
+  EXPECT_EQ(handled[1], static_cast<std::uint8_t>(wire::Type::Request));
+  ::close(reader);
+}
+
+TEST_F(ServerFixture, ClientThatStopsReadingIsClosedAfterTheStallTimeout) {
+  UnixServerLimits l;
+  l.write_stall_timeout = 300ms;
+  start(l, "stall");
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));  // 2 MB
+  int fd = connect_client(path, 4096);
+  ASSERT_GE(fd, 0);
+  send_all(fd, request_bytes(1));
+  run_for(150ms);
+  ASSERT_EQ(server->client_count(), 1u);
+  // Stalled: the server holds only a few KiB for it (the payloads are the
+  // records' own).
+  EXPECT_LT(server->buffered_bytes(), 16u * 1024);
+  EXPECT_TRUE(run_until([&] { return server->client_count() == 0; }, 2000ms));
+  EXPECT_EQ(server->stats().write_stalls, 1u);
+  std::size_t got = 0;
+  EXPECT_NE(drain(fd, &got), "open");
+  EXPECT_GT(got, 0u);
+  EXPECT_LT(got, 2000000u);
+  ::close(fd);
+}
+
+TEST_F(ServerFixture, TrickleReaderIsClosedAtTheReplyDeadline) {
+  UnixServerLimits l;
+  l.write_stall_timeout = 5000ms;
+  l.reply_timeout = 400ms;
+  start(l, "trickle");
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  int fd = connect_client(path, 4096);
+  ASSERT_GE(fd, 0);
+  send_all(fd, request_bytes(1));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until([&] { return server->client_count() == 1; }, 200ms));
+  std::size_t got = 0;
+  while (server->client_count() > 0 && std::chrono::steady_clock::now() - t0 < 3s) {
+    run_for(20ms);
+    std::uint8_t b[64];
+    ssize_t n = ::recv(fd, b, sizeof b, 0);  // keeps the answer moving, slowly
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(server->client_count(), 0u);
+  EXPECT_GE(took, 350ms);
+  EXPECT_LT(took, 2000ms);
+  EXPECT_GT(got, 0u);
+  EXPECT_NE(drain(fd), "open");
+  EXPECT_EQ(server->stats().reply_timeouts, 1u);
+  EXPECT_EQ(server->stats().write_stalls, 0u);
+  ::close(fd);
+}
+
+TEST_F(ServerFixture, FullTableEvictsTheClientIdleLongestButNoListener) {
+  UnixServerLimits l;
+  l.max_clients = 3;
+  start(l, "evict");
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  int listener = connect_client(path);
+  send_all(listener, wire::encode(wire::EventRegister{}));
+  ASSERT_TRUE(run_until([&] { return server->listener_count() == 1; }, 1000ms));
+  int stalled = connect_client(path, 4096);
+  send_all(stalled, request_bytes(1));
+  run_for(100ms);
+  int silent = connect_client(path);
+  run_for(100ms);
+  ASSERT_EQ(server->client_count(), 3u);
+  // A fourth: the stalled writer moved last longest ago.
+  int fourth = connect_client(path);
+  ASSERT_TRUE(run_until([&] { return server->stats().evicted == 1; }, 1000ms));
+  EXPECT_NE(drain(stalled), "open");
+  EXPECT_EQ(drain(silent), "open");
+  // A fifth: now the silent one, the oldest of the two still sending.
+  int fifth = connect_client(path);
+  ASSERT_TRUE(run_until([&] { return server->stats().evicted == 2; }, 1000ms));
+  EXPECT_NE(drain(silent), "open");
+  EXPECT_EQ(drain(fourth), "open");
+  EXPECT_EQ(drain(listener), "open");
+  EXPECT_EQ(server->listener_count(), 1u);
+  EXPECT_EQ(server->client_count(), 3u);
+  for (int fd : {listener, stalled, silent, fourth, fifth}) ::close(fd);
+}
+
+TEST_F(ServerFixture, ListenerCapAndUnreadEventLimit) {
+  UnixServerLimits l;
+  l.max_listeners = 2;
+  l.max_listener_backlog = 1024;
+  start(l, "listeners");
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    fds.push_back(connect_client(path, 4096));
+    send_all(fds.back(), wire::encode(wire::EventRegister{}));
+  }
+  ASSERT_TRUE(run_until([&] { return server->stats().listeners_refused == 1; }, 1000ms));
+  EXPECT_EQ(server->listener_count(), 2u);
+  auto event = wire::encode(wire::EventNotify{64, Mac{2, 0, 0, 0, 0, 1}});
+  // Events reach listeners that read; one that does not is dropped once the
+  // kernel's buffer and our 1 KiB are full.
+  std::size_t got[2] = {0, 0};
+  for (int i = 0; i < 2000; ++i) {
+    server->notify_listeners(event);
+    io.poll();
+    drain(fds[0], &got[0]);
+    drain(fds[1], &got[1]);
+  }
+  run_for(50ms);
+  drain(fds[0], &got[0]);
+  drain(fds[1], &got[1]);
+  EXPECT_EQ(got[0], 2000 * event.size());
+  EXPECT_EQ(got[1], 2000 * event.size());
+  EXPECT_EQ(drain(fds[2]), "eof");
+  // Both read here, so nobody is dropped: now one stops.
+  EXPECT_EQ(server->listener_count(), 2u);
+  std::size_t got_reader = 0;
+  std::size_t rounds = 0;
+  while (server->listener_count() == 2 && rounds < 200000) {
+    server->notify_listeners(event);
+    io.poll();
+    drain(fds[0], &got_reader);
+    ++rounds;
+  }
+  EXPECT_EQ(server->listener_count(), 1u);
+  EXPECT_EQ(server->stats().listeners_dropped, 1u);
+  EXPECT_LE(server->buffered_bytes(), 2048u);
+  for (int fd : fds) ::close(fd);
+}
+
+// Lowers this process' descriptor limit so that accept fails with EMFILE.
+struct FdLimit {
+  rlimit saved{};
+  explicit FdLimit() {
+    getrlimit(RLIMIT_NOFILE, &saved);
+    int fd = ::dup(0);  // the lowest free descriptor: all below it are in use
+    ::close(fd);
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(fd);
+    setrlimit(RLIMIT_NOFILE, &low);
+  }
+  ~FdLimit() { restore(); }
+  void restore() { setrlimit(RLIMIT_NOFILE, &saved); }
+};
+
+TEST_F(ServerFixture, AcceptFailuresBackOff) {
+  start({}, "emfile");
+  std::vector<int> fds;
+  for (int i = 0; i < 5; ++i) fds.push_back(connect_client(path));
+  {
+    FdLimit limit;
+    run_for(1000ms);
+    // 100, 200, 400 and 800 ms pauses: a handful of tries, not a busy loop.
+    EXPECT_GE(server->stats().accept_failures, 3u);
+    EXPECT_LE(server->stats().accept_failures, 6u);
+    EXPECT_EQ(server->stats().accepted, 0u);
+  }
+  // The pause is at most 1 s; then every waiting client is taken.
+  EXPECT_TRUE(run_until([&] { return server->stats().accepted == 5; }, 2000ms));
+  auto failures = server->stats().accept_failures;
+  int again = connect_client(path);
+  EXPECT_TRUE(run_until([&] { return server->stats().accepted == 6; }, 200ms));
+  EXPECT_EQ(server->stats().accept_failures, failures);
+  for (int fd : fds) ::close(fd);
+  ::close(again);
+}
+
+TEST(LogThrottle, OneLinePerIntervalWithACount) {
+  LogThrottle t(10s);
+  TimePoint t0 = TimePoint{} + 1000s;
+  EXPECT_TRUE(t.log("x", false, t0));
+  EXPECT_FALSE(t.log("x", false, t0 + 1s));
+  EXPECT_FALSE(t.log("x", false, t0 + 9s));
+  EXPECT_EQ(t.suppressed(), 2u);
+  EXPECT_TRUE(t.log("x", false, t0 + 10s));
+  EXPECT_EQ(t.suppressed(), 0u);
+}
+
+}  // namespace
+}  // namespace alfred::ipc
