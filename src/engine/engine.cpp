@@ -325,7 +325,7 @@ void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic,
       start = sync_cursor_ % targets.size();
       sync_cursor_ = start + n;
       log_limited("sync-budget", now, [&] {
-        return std::string(periodic ? "full" : "prompt") + " sync: budget of " +
+        return std::string(periodic ? "full" : "prompt") + " syncs: sync budget of " +
                std::to_string(sync_budget_) + " bytes a period reaches " + std::to_string(n) +
                " of " + std::to_string(targets.size()) + " primaries";
       });

