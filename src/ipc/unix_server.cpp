@@ -466,7 +466,10 @@ void UnixServer::on_accept_error(const asio::error_code& ec) {
   });
 }
 
-void UnixServer::remove(ClientId id) { clients_.erase(id); }
+void UnixServer::remove(ClientId id) {
+  clients_.erase(id);
+  listeners_.erase(id);
+}
 
 bool UnixServer::evict_one() {
   // The client that moved least recently among those sending their message
@@ -522,6 +525,7 @@ void UnixServer::make_listener(ClientId client) {
     return;
   }
   c->listen();
+  listeners_.insert(client);
 }
 
 void UnixServer::keep_waiting(ClientId client) {
@@ -529,18 +533,15 @@ void UnixServer::keep_waiting(ClientId client) {
 }
 
 void UnixServer::notify_listeners(const std::vector<std::uint8_t>& event) {
+  // Every changed record is an event: walk the listeners, not all clients.
   std::vector<std::shared_ptr<Client>> listeners;
-  for (auto& [id, c] : clients_)
-    if (c->state() == Client::State::Listener) listeners.push_back(c);
+  listeners.reserve(listeners_.size());
+  for (ClientId id : listeners_)
+    if (auto it = clients_.find(id); it != clients_.end()) listeners.push_back(it->second);
   for (auto& c : listeners) c->notify(event);
 }
 
-std::size_t UnixServer::listener_count() const {
-  std::size_t n = 0;
-  for (const auto& [id, c] : clients_)
-    if (c->state() == Client::State::Listener) ++n;
-  return n;
-}
+std::size_t UnixServer::listener_count() const { return listeners_.size(); }
 
 std::size_t UnixServer::buffered_bytes() const {
   std::size_t n = 0;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -117,6 +118,7 @@ class UnixServer {
   asio::steady_timer accept_timer_;
   std::chrono::milliseconds accept_delay_{0};
   std::map<ClientId, std::shared_ptr<Client>> clients_;
+  std::set<ClientId> listeners_;  // the clients in clients_ that are event listeners
   ClientId next_id_ = 1;
   bool bound_ = false;
   Stats stats_;
