@@ -511,6 +511,9 @@ void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer
                                const std::string& why, bool timed_out) {
   // A refusal or reset says the peer speaks no TCP. A handshake lost on a
   // lossy link says little, so only a second one in a row counts.
+  // The counts are a hint; primaries invented by a flood of announcements
+  // would otherwise leave one entry each behind for good.
+  if (timed_out && silent_.size() >= 1024 && !silent_.count({iface, peer})) silent_.clear();
   if (timed_out && ++silent_[{iface, peer}] < 2) return;
   silent_.erase({iface, peer});
   udp_only_until_[{iface, peer}] = Clock::now() + limits_.udp_only_for;
