@@ -5,7 +5,12 @@ Every seed is a small valid input in the layout the target's header comment
 describes, together covering all packet types 0-10 and the main engine paths.
 The output is deterministic; rerun after changing an input layout:
 
-    python3 fuzz/make_corpus.py            # rewrites fuzz/corpus/
+    python3 fuzz/make_corpus.py            # rewrites fuzz/corpus/ and fuzz/findings/
+    python3 fuzz/make_corpus.py DIR        # writes DIR/corpus/ and DIR/findings/ instead
+
+Seeds named regression-* (reproducers of fixed problems, copied in by hand)
+are kept. FINDINGS are inputs that trip a check on code with an open problem;
+they go to fuzz/findings/ so that the short run's seeds keep passing.
 """
 import os
 import shutil
@@ -267,6 +272,119 @@ DATAGRAM = {
         timer(3), client_request(64, 6), tick("1s"),
     ),
     "bat_none": dgram_seed(BAT_NONE, dg(0, announce()), dg(3, announce()), tick(), client_request(70, 9)),
+    # Issue 12 finding 8 (an oracle bug): the request went out on mesh0, then a
+    # change-interface message replaced mesh0, so the intact answer arriving on
+    # mesh0 is dropped (unknown interface) and the client gets its error at the
+    # timeout. The oracle used to demand the records at once.
+    "secondary_answer_after_iface_change": dgram_seed(
+        0,
+        dg(1, announce()), tick(),
+        client_request(92, 0x5C5C),
+        client_request(64, 77),
+        ipc(change_iface("mesh9")),
+        answer(0, [(1, 0, 10)]),
+        answer(0, [(1, 0, 10)]),
+        timer(1),
+    ),
+}
+
+# ---------------------------------------------------------------- datagram_fuzz, heap mode
+# Configuration byte with bit 7 set: see fuzz/heap_mode.hpp for the layout.
+
+HEAP_MODE = 0x80
+
+
+def hop(code, arg=0, adv="0"):
+    return op(code, arg, adv)
+
+
+def h_dgram(sender, pkt, adv="0"):
+    return hop(0, 0, adv) + struct.pack(">BH", sender, len(pkt)) + pkt
+
+
+def h_flood(sender, count, template, a=(0xFF, 0xFF), b=(0xFF, 0xFF), adv="0"):
+    """count copies of template; copy i gets i >> shift added to the u16 at each (offset, shift).
+    sender 0x80 | s: a fresh sender MAC every 2**s packets."""
+    return (hop(1, 0, adv) + struct.pack(">BHBBBBH", sender, count, a[0], a[1], b[0], b[1], len(template))
+            + template)
+
+
+def h_tx(sender, tx, records, rtype, size, shape=0, adv="0"):
+    """A transaction of `records` records of `size` bytes; shape 1: sources are the sender,
+    2: no txend, 4: packets of at most 1232 bytes."""
+    return hop(2, 0, adv) + struct.pack(">BHHBHB", sender, tx, records, rtype, size, shape)
+
+
+def h_tick(adv="0"):
+    return hop(3, 0, adv)
+
+
+def h_timer(jump=False, adv="0"):
+    return hop(4, 1 if jump else 0, adv)
+
+
+def h_request(rtype, tx, adv="0"):
+    return hop(5, 0, adv) + struct.pack(">BH", rtype, tx)
+
+
+def h_modeswitch(mode):
+    return hop(6) + bytes([mode])
+
+
+def heap_seed(flags, *ops):
+    return bytes([HEAP_MODE | flags]) + PEER0 + b"".join(ops)
+
+
+# Offsets in a push-data packet: tx id at 4, seqno at 6, first record's MAC at 8-13.
+EMPTY_PUSH = push(0, 0, [])
+
+DATAGRAM.update({
+    # Honest traffic well inside the ratio: a primary gets 200 records of 100 bytes
+    # (in 1232-byte packets) and 50 of 2 KB, syncs, serves a request, expires.
+    "heap_honest_primary": heap_seed(
+        PRIMARY,
+        h_dgram(1, announce()),
+        h_tx(0, 1, 200, 64, 100, 4), h_tx(2, 2, 50, 65, 2048, 1),
+        h_tick("1s"), h_dgram(3, request(64, 9)), h_tick("10s"),
+    ),
+    # A secondary forwards client requests and gets the answers as transactions.
+    "heap_secondary_answers": heap_seed(
+        0,
+        h_dgram(1, announce()), h_tick(),
+        h_request(64, 0x100), h_tx(1, 0x100, 30, 64, 300),
+        h_request(65, 0x101), h_request(66, 0x102), h_tx(1, 0x101, 5, 65, 10, 2),
+        h_timer(True),
+    ),
+    # The floods, each well under the point where it trips (the findings below are
+    # the same at full size), so the fuzzer starts next to them.
+    "heap_small_floods": heap_seed(
+        PRIMARY,
+        h_flood(0, 60, EMPTY_PUSH, a=(6, 0), b=(4, 4)),
+        h_flood(0x80, 50, announce()),
+        h_tx(1, 7, 30, 64, 0),
+        h_flood(2, 10, txend(0, 3), a=(4, 0)),
+        h_timer(False, "10s"), h_tick(),
+    ),
+})
+
+# Inputs that trip the heap check on code with the problem (f8afe21 and
+# before); kept in fuzz/findings/. All three pass since the bounds are kept in
+# real memory, and copies are seeds (corpus/datagram/regression-heap-*).
+# Replay: build-fuzz/datagram_fuzz FILE.
+FINDINGS = {
+    # One peer, 8-byte push data with no records: 64 transaction ids x 32 seqnos
+    # (the issue's 64 x 65,535, cut to the mode's packet budget). About 112 bytes
+    # of heap per packet while the table counts 8.
+    "heap-empty-push-flood": heap_seed(
+        PRIMARY, h_flood(0, 2048, EMPTY_PUSH, a=(6, 0), b=(4, 5))),
+    # 2,000 zero-length records (10 bytes each on the wire) under fresh source
+    # MACs, kept for 600 s: 144-224 bytes of heap each. Four transactions of
+    # 500 records in 1232-byte packets, each inside the mode's 16 KiB
+    # transaction buffer.
+    "heap-empty-record-flood": heap_seed(
+        PRIMARY, *[h_tx(0, 1 + k, 500, 64, 0, 4) for k in range(4)]),
+    # Announcements (4 bytes) from 2,048 fresh MACs: a server entry each, kept 60 s.
+    "heap-announce-flood": heap_seed(0, h_flood(0x80, 2048, announce())),
 }
 
 # ---------------------------------------------------------------- stream_fuzz
@@ -344,18 +462,31 @@ TARGETS = {"datagram": DATAGRAM, "stream": STREAM, "ipc": IPC}
 
 
 def main():
-    root = os.path.join(HERE, "corpus")
+    out = sys.argv[1] if len(sys.argv) > 1 else HERE
+    root = os.path.join(out, "corpus")
     total = 0
     for target, seeds in TARGETS.items():
         d = os.path.join(root, target)
+        # regression-* seeds are reproducers of fixed problems, kept by hand.
+        kept = {}
         if os.path.isdir(d):
+            for name in os.listdir(d):
+                if name.startswith("regression-"):
+                    with open(os.path.join(d, name), "rb") as f:
+                        kept[name] = f.read()
             shutil.rmtree(d)
         os.makedirs(d)
-        for name, data in sorted(seeds.items()):
+        for name, data in sorted({**kept, **seeds}.items()):
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
             total += len(data)
-        print(f"{target}: {len(seeds)} seeds")
+        print(f"{target}: {len(seeds)} seeds, {len(kept)} regressions kept")
+    d = os.path.join(out, "findings")
+    os.makedirs(d, exist_ok=True)
+    for name, data in sorted(FINDINGS.items()):
+        with open(os.path.join(d, "datagram-" + name), "wb") as f:
+            f.write(data)
+    print(f"findings: {len(FINDINGS)} inputs")
     print(f"total {total} bytes")
     return 0
 
