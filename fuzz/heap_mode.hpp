@@ -9,8 +9,7 @@
 // where "charged" is what the store and the transaction table count against
 // their bounds (memory()): a bounded table may hold more than 8x what it was
 // sent, as long as it counts what it holds; heap beyond both is memory that
-// no bound covers.
-// where "bytes fed" counts every packet handed to Engine::on_packet and every
+// no bound covers. "Bytes fed" counts every packet handed to Engine::on_packet and every
 // unix-socket message, and the growth is the glibc-modelled live heap above
 // what it was right after the engine was set up (the harness keeps nothing of
 // its own: scratch buffers are reserved before that baseline and the effects
@@ -33,8 +32,9 @@
 //     ids: 112 bytes of packet map node and vector per packet, 14x; trips
 //     after ~1,400 packets when the table bounds payload instead of memory;
 //   - zero-length records under fresh source MACs (10 bytes each on the wire,
-//     kept 600 s): 144 bytes each in an unbounded store, 224 in one with
-//     per-sender indexes, 14-22x; trips after ~1,000 or ~450 records;
+//     kept 600 s): 144 bytes each in a store that counts none of it, 14x;
+//     trips after ~1,000 records (a store that charges its 224 bytes each to
+//     its bound passes: the bound is what limits it);
 //   - announcements from fresh MACs (4 bytes): a 96-byte server entry each,
 //     24x; trips after ~1,000 when the server list has no bound.
 // So that a table that honours its bound in real memory passes, this mode
