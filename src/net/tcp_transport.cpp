@@ -399,19 +399,9 @@ void TcpTransport::on_accept_error(Listener& l, const asio::error_code& ec) {
   using std::chrono::milliseconds;
   l.retry_delay = l.retry_delay.count() == 0 ? milliseconds(100)
                                              : std::min(l.retry_delay * 2, milliseconds(1000));
-  auto now = Clock::now();
-  if (now >= accept_log_next_) {
-    std::string more = accept_log_suppressed_ == 0
-                           ? std::string()
-                           : " (and " + std::to_string(accept_log_suppressed_) +
-                                 " more failed accepts in the last 10 s)";
+  if (auto suffix = error_log_.admit("accept", Clock::now()))
     log_error("tcp: can't accept on " + l.iface.name + ": " + ec.message() + "; retrying in " +
-              std::to_string(l.retry_delay.count()) + " ms" + more);
-    accept_log_suppressed_ = 0;
-    accept_log_next_ = now + std::chrono::seconds(10);
-  } else {
-    ++accept_log_suppressed_;
-  }
+              std::to_string(l.retry_delay.count()) + " ms" + *suffix);
   if (!l.retry) l.retry = std::make_unique<asio::steady_timer>(io_);
   l.retry->expires_after(l.retry_delay);
   const asio::steady_timer* timer = l.retry.get();

@@ -127,9 +127,9 @@ class TcpTransport {
   asio::steady_timer sweep_timer_;
   bool sweeping_ = false;
   Stats stats_;
-  TimePoint accept_log_next_{};  // accept failures: one log line per 10 s
-  std::uint64_t accept_log_suppressed_ = 0;
-  LogLimiter error_log_{std::chrono::seconds(10)};  // lines a peer can cause per connection
+  // Lines a peer or a shortage can cause again and again (bad streams,
+  // pipelined requests, failed accepts): one of each kind per 10 s.
+  LogLimiter error_log_{std::chrono::seconds(10)};
 };
 
 }  // namespace alfred::net
