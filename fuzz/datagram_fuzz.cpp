@@ -127,7 +127,11 @@ struct Harness {
     EngineConfig c;
     c.mode = flags & kPrimary ? wire::Mode::Primary : wire::Mode::Secondary;
     c.update_command = flags & kUpdateCommand;
-    if (flags & kSmallLimits) c.limits = TransactionLimits{4, 2048};
+    if (flags & kSmallLimits) {
+      c.limits = TransactionLimits{4, 2048};
+      c.max_servers_per_interface = 2;  // so that four peers fill the table
+    }
+    tq.mesh = {peer(0), peer(2)};  // "in the mesh" for a full primary table
     limits = c.limits;
     tq.ok = !(flags & kTqFails);
     c.bat_iface = flags & kBatNone ? "none" : "bat0";

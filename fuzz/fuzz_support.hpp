@@ -246,6 +246,17 @@ struct FuzzTq : TqSource {
     for (const auto& m : servers) out[m] = static_cast<std::uint8_t>(m[5] * 37 + m[4]);
     return out;
   }
+  // What the harness says batman-adv's translation table holds.
+  std::set<Mac> mesh;
+  std::set<Mac> mesh_addresses(const std::string&, bool& ok_out) override {
+    ok_out = ok;
+    return ok ? mesh : std::set<Mac>{};
+  }
+};
+        out.insert(m);
+      }
+    return out;
+  }
 };
 
 inline PeerAddress link_local_of(const Mac& m) {

@@ -4,6 +4,7 @@
 #include <bitset>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,6 +53,15 @@ class TqSource {
   // when the batman-adv interface could not be queried.
   virtual std::map<Mac, std::uint8_t> tq(const std::string& bat_iface,
                                          const std::vector<Mac>& servers, bool& ok) = 0;
+  // Every address batman-adv's global translation table holds: the nodes
+  // really in the mesh, which a forged announcement cannot add itself to.
+  // Asked only while a primary table is full. `ok` false when it could not be
+  // queried (also for a source without batman-adv).
+  virtual std::set<Mac> mesh_addresses(const std::string& bat_iface, bool& ok) {
+    (void)bat_iface;
+    ok = false;
+    return {};
+  }
 };
 
 }  // namespace alfred

@@ -109,9 +109,20 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
     if (i->servers.size() >= max_servers_) {
       // Full: the primary heard longest ago gives way, but only if it has
       // been silent for a while, so that a flood of new addresses cannot
-      // push out primaries that keep announcing.
+      // push out primaries that keep announcing. Forged addresses that keep
+      // announcing would then lock real primaries out; so a newcomer that
+      // batman-adv knows is in the mesh takes the place of the one heard
+      // longest ago that it does not know, silent or not.
+      servers_full_ = true;
       auto oldest = i->heard.begin();
-      if (oldest == i->heard.end() || now - oldest->first < kServerStale) {
+      if (in_mesh(from.mac))
+        for (auto h = i->heard.begin(); h != i->heard.end(); ++h)
+          if (!in_mesh(h->second)) {
+            oldest = h;
+            break;
+          }
+      bool displace = oldest != i->heard.end() && in_mesh(from.mac) && !in_mesh(oldest->second);
+      if (oldest == i->heard.end() || (!displace && now - oldest->first < kServerStale)) {
         log_limited("servers-full", now, [&] {
       return "ignored primary " + describe(from) + ": " + std::to_string(max_servers_) +
                 " primaries known on " + from.iface;
@@ -277,7 +288,8 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
     log_limited("store-full", now, [&] {
       return "store full (" + std::to_string(store_.size()) + " records, " +
             std::to_string(store_.memory()) + " bytes): refused " + std::to_string(refused) +
-            " records from " + to_string(sender) + ", the heaviest sender";
+            " records from " + to_string(sender) +
+             (store_.settled(sender, now) ? ", the heaviest sender" : ", a newcomer");
     });
 }
 
@@ -300,30 +312,38 @@ std::optional<TimePoint> Engine::next_deadline() const {
 void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic, TimePoint now) {
   if (snap->empty()) return;
   std::vector<Route> targets;
-  for (const auto& i : ifaces_) {
+  std::vector<Server*> servers;
+  for (auto& i : ifaces_) {
     if (!i.active) continue;
-    for (const auto& [mac, s] : i.servers) targets.push_back(Route{i.name, s.addr, mac, 0});
+    for (auto& [mac, s] : i.servers) {
+      targets.push_back(Route{i.name, s.addr, mac, 0});
+      servers.push_back(&s);
+    }
   }
   if (targets.empty()) return;
   // Every known primary gets the snapshot, unless that is more than what is
   // left of the period's budget: announcements are unauthenticated, so the
   // table can hold primaries that are not there. Then as many as the budget
-  // allows get it, and the next sync goes on where this one stopped, so each
-  // primary still gets a full sync every few periods. Prompt forwards are
-  // charged to the same budget; one the budget has no room for waits for
-  // the period's full sync.
+  // allows get it: those batman-adv knows are in the mesh first, then the
+  // ones synced longest ago, so each primary still gets a full sync every
+  // few periods. Prompt forwards are charged to the same budget; one the
+  // budget has no room for waits for the period's full sync.
   std::size_t size = std::max<std::size_t>(
       1, wire::PushEncoder::encoded_size(*snap, false, wire::kMaxPacket));
   std::size_t n = targets.size();
-  std::size_t start = 0;
+  std::vector<std::size_t> order(n);
+  for (std::size_t k = 0; k < n; ++k) order[k] = k;
   if (periodic) sync_spent_ = 0;
   if (sync_budget_ > 0) {
     std::size_t left = sync_budget_ > sync_spent_ ? sync_budget_ - sync_spent_ : 0;
     if (size * n > left) {
       n = std::min(n, left / size);
       if (periodic) n = std::max<std::size_t>(n, 1);
-      start = sync_cursor_ % targets.size();
-      sync_cursor_ = start + n;
+      auto rank = [&](std::size_t k) {
+        return std::make_pair(!in_mesh(targets[k].mac), servers[k]->last_synced);
+      };
+      std::stable_sort(order.begin(), order.end(),
+                       [&](std::size_t a, std::size_t b) { return rank(a) < rank(b); });
       log_limited("sync-budget", now, [&] {
         return std::string(periodic ? "full" : "prompt") + " syncs: sync budget of " +
                std::to_string(sync_budget_) + " bytes a period reaches " + std::to_string(n) +
@@ -332,9 +352,11 @@ void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic,
     }
     sync_spent_ += n * size;
   }
-  for (std::size_t k = 0; k < n; ++k)
-    fx_.send_push(targets[(start + k) % targets.size()],
-                  wire::PushEncoder::shared(snap, random_id_(), false), PushKind::Sync);
+  for (std::size_t k = 0; k < n; ++k) {
+    servers[order[k]]->last_synced = now;
+    fx_.send_push(targets[order[k]], wire::PushEncoder::shared(snap, random_id_(), false),
+                  PushKind::Sync);
+  }
 }
 
 void Engine::finish_client(ClientId client, std::uint8_t type, std::uint16_t id) {
@@ -491,7 +513,29 @@ void Engine::choose_best_server() {
       }
 }
 
+void Engine::refresh_mesh_addresses(TimePoint now) {
+  if (!servers_full_) return;
+  servers_full_ = false;
+  if (bat_iface_ == "none") return;
+  bool ok = true;
+  auto macs = tq_.mesh_addresses(bat_iface_, ok);
+  if (!ok) {
+    log_limited("mesh-addresses", now, [&] {
+      return "primary table full, and batman-adv interface " + bat_iface_ +
+             " could not be asked which primaries are in the mesh";
+    });
+    return;
+  }
+  if (macs.size() > kMaxMeshAddresses) macs.erase(std::next(macs.begin(), kMaxMeshAddresses), macs.end());
+  mesh_addresses_ = std::move(macs);
+  log_limited("mesh-addresses", now, [&] {
+    return "primary table full: batman-adv knows " + std::to_string(mesh_addresses_.size()) +
+           " addresses in the mesh, which take the place of unknown primaries";
+  });
+}
+
 void Engine::on_sync_tick(TimePoint now) {
+  refresh_mesh_addresses(now);
   if (mode_ == wire::Mode::Primary) {
     auto announce = wire::encode(wire::AnnouncePrimary{});
     for (const auto& i : ifaces_)

@@ -55,6 +55,9 @@ class Engine {
  public:
   static constexpr std::chrono::seconds kServerTimeout{60};
   static constexpr std::chrono::seconds kServerStale{25};
+  // The translation table of a large mesh has a few thousand entries; more
+  // than this are not kept.
+  static constexpr std::size_t kMaxMeshAddresses = 65536;
 
   Engine(EngineConfig config, Effects& effects, TqSource& tq,
          std::function<std::uint16_t()> random_id);
@@ -94,6 +97,7 @@ class Engine {
   struct Server {
     PeerAddress addr;
     TimePoint last_seen;
+    TimePoint last_synced{};  // our last full or prompt sync to it
     std::uint8_t tq = 0;
   };
   struct Iface {
@@ -116,6 +120,10 @@ class Engine {
   void apply(const Mac& sender, const std::vector<std::uint8_t>& packet, TimePoint now);
   void finish_client(ClientId client, std::uint8_t type, std::uint16_t id);
   void update_tq();
+  // While a primary table was full in the last period: what batman-adv knows
+  // is in the mesh, so that real primaries get in past forged ones.
+  void refresh_mesh_addresses(TimePoint now);
+  bool in_mesh(const Mac& m) const { return mesh_addresses_.count(m) != 0; }
   void choose_best_server();
   void expire(TimePoint now);
   void note_changed(std::uint8_t type);
@@ -143,8 +151,9 @@ class Engine {
   RequestBudget requests_;
   LogLimiter drop_log_;
   std::size_t max_servers_;
+  bool servers_full_ = false;     // a new primary found its table full this period
+  std::set<Mac> mesh_addresses_;  // batman-adv's translation table, when last asked
   std::size_t sync_budget_;
-  std::size_t sync_cursor_ = 0;
   std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick
   std::size_t max_answer_bytes_;
   // Bytes held by answers in flight; their snapshots' deleters count down.

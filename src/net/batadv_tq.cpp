@@ -15,4 +15,13 @@ std::map<Mac, std::uint8_t> BatadvTq::tq(const std::string& bat_iface,
   return out;
 }
 
+std::set<Mac> BatadvTq::mesh_addresses(const std::string& bat_iface, bool& ok) {
+  std::set<Mac> out;
+  auto tt = batadv::global_translations(bat_iface);
+  ok = tt.has_value();
+  if (!ok) return out;
+  for (const auto& [client, originator] : *tt) out.insert(out.end(), client);
+  return out;
+}
+
 }  // namespace alfred::net

@@ -9,6 +9,7 @@ class BatadvTq final : public TqSource {
  public:
   std::map<Mac, std::uint8_t> tq(const std::string& bat_iface, const std::vector<Mac>& servers,
                                  bool& ok) override;
+  std::set<Mac> mesh_addresses(const std::string& bat_iface, bool& ok) override;
 };
 
 }  // namespace alfred::net

@@ -14,9 +14,11 @@ constexpr std::size_t kNodeHeader = 32;  // a red-black tree node's colour and l
 }  // namespace
 
 std::size_t Store::sender_cost() {
-  // Its node in senders_ (with the empty age index) and in heaviest_.
+  // Its node in senders_ (with the empty age index), in its tier and, while
+  // it is a newcomer, in arrivals_ (counted always, so the cost is fixed).
   return malloc_chunk(kNodeHeader + sizeof(Mac) + sizeof(SenderUsage)) +
-         malloc_chunk(kNodeHeader + sizeof(std::pair<std::size_t, Mac>));
+         malloc_chunk(kNodeHeader + sizeof(std::pair<std::size_t, Mac>)) +
+         malloc_chunk(kNodeHeader + sizeof(std::pair<TimePoint, Mac>));
 }
 
 std::size_t Store::record_cost(std::size_t size) {
@@ -27,7 +29,12 @@ std::size_t Store::record_cost(std::size_t size) {
          malloc_chunk(kNodeHeader + sizeof(std::pair<TimePoint, Key>));
 }
 
-void Store::index_add(const Key& key, const Entry& e) {
+bool Store::settled(const Mac& sender, TimePoint now) const {
+  auto it = senders_.find(sender);
+  return it != senders_.end() && (it->second.settled || now - it->second.since >= limits_.settle);
+}
+
+void Store::index_add(const Key& key, const Entry& e, TimePoint now) {
   std::size_t cost = record_cost(e.record->data.size());
   memory_ += cost;
   payload_bytes_ += e.record->data.size();
@@ -39,14 +46,17 @@ void Store::index_add(const Key& key, const Entry& e) {
   if (fresh) {
     memory_ += sender_cost();
     u.memory = sender_cost();
+    u.since = now;
+    arrivals_.insert({now, e.sender});
+  } else {
+    tier_of(u).erase({u.memory, e.sender});
   }
-  heaviest_.erase({u.memory, e.sender});
   u.memory += cost;
   u.by_age.insert({e.last_seen, key});
-  heaviest_.insert({u.memory, e.sender});
+  tier_of(u).insert({u.memory, e.sender});
 }
 
-void Store::index_remove(const Key& key, const Entry& e) {
+void Store::index_remove(const Key& key, const Entry& e, bool keep_sender) {
   std::size_t cost = record_cost(e.record->data.size());
   memory_ -= cost;
   payload_bytes_ -= e.record->data.size();
@@ -56,14 +66,31 @@ void Store::index_remove(const Key& key, const Entry& e) {
   auto it = senders_.find(e.sender);
   if (it == senders_.end()) return;
   auto& u = it->second;
-  heaviest_.erase({u.memory, e.sender});
+  tier_of(u).erase({u.memory, e.sender});
   u.memory -= cost;
   u.by_age.erase({e.last_seen, key});
-  if (u.by_age.empty()) {
-    memory_ -= sender_cost();
-    senders_.erase(it);
-  } else {
-    heaviest_.insert({u.memory, e.sender});
+  tier_of(u).insert({u.memory, e.sender});
+  if (!keep_sender) drop_if_empty(e.sender);
+}
+
+void Store::drop_if_empty(const Mac& sender) {
+  auto it = senders_.find(sender);
+  if (it == senders_.end() || !it->second.by_age.empty()) return;
+  auto& u = it->second;
+  tier_of(u).erase({u.memory, sender});
+  if (!u.settled) arrivals_.erase({u.since, sender});
+  memory_ -= sender_cost();
+  senders_.erase(it);
+}
+
+void Store::settle_senders(TimePoint now) {
+  while (!arrivals_.empty() && now - arrivals_.begin()->first >= limits_.settle) {
+    Mac m = arrivals_.begin()->second;
+    arrivals_.erase(arrivals_.begin());
+    auto& u = senders_.at(m);
+    newcomers_.erase({u.memory, m});
+    u.settled = true;
+    settled_.insert({u.memory, m});
   }
 }
 
@@ -72,24 +99,45 @@ void Store::erase(std::map<Key, Entry>::iterator it) {
   entries_.erase(it);
 }
 
-bool Store::make_room(std::size_t cost, const Mac* sender, bool new_entry) {
+const Mac* Store::heaviest_in(const Weights& tier, const Mac* except) const {
+  // At most two steps: only the sender being updated can be excluded or be
+  // without records (while one of its records is re-filed).
+  for (auto h = tier.rbegin(); h != tier.rend(); ++h) {
+    if (except && h->second == *except) continue;
+    if (senders_.at(h->second).by_age.empty()) continue;
+    return &h->second;
+  }
+  return nullptr;
+}
+
+bool Store::make_room(std::size_t cost, const Mac* sender, bool new_entry, TimePoint now) {
   auto over = [&] {
     return memory_ + cost > limits_.max_bytes ||
            (new_entry && entries_.size() + 1 > limits_.max_records);
   };
+  if (!over()) return true;
+  settle_senders(now);
+  const SenderUsage* self = nullptr;
+  if (sender)
+    if (auto it = senders_.find(*sender); it != senders_.end()) self = &it->second;
+  // A sender not seen yet is a newcomer too, unless senders settle at once.
+  bool newcomer = sender && (self ? !self->settled : limits_.settle > std::chrono::seconds{0});
   while (over()) {
-    std::size_t own = 0;
-    if (sender)
-      if (auto it = senders_.find(*sender); it != senders_.end()) own = it->second.memory;
-    auto h = heaviest_.rbegin();
-    if (h != heaviest_.rend() && sender && h->second == *sender) ++h;
-    // Only local data left: nothing may go, local data is bounded too.
-    if (h == heaviest_.rend()) return false;
-    // A remote sender takes room only from one holding more than it will.
-    if (sender && h->first <= own + cost) return false;
-    const auto& victim = senders_.at(h->second).by_age.begin()->second;
+    std::size_t own = self ? self->memory : 0;
+    const Mac* victim = heaviest_in(newcomers_, sender);
+    // A newcomer takes room only from a heavier newcomer; anyone else first
+    // from any newcomer, then from the settled tier.
+    if (victim && newcomer && senders_.at(*victim).memory <= own + cost) return false;
+    if (!victim && !newcomer) {
+      victim = heaviest_in(settled_, sender);
+      if (victim && sender && senders_.at(*victim).memory <= own + cost) return false;
+    }
+    // Only local data (or the sender's own) left: nothing may go, local data
+    // is bounded too.
+    if (!victim) return false;
+    Key key = senders_.at(*victim).by_age.begin()->second;
     ++evicted_;
-    erase(entries_.find(victim));
+    erase(entries_.find(key));
   }
   return true;
 }
@@ -100,16 +148,16 @@ Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint
   Update u;
   const Mac* remote = source == Source::Local ? nullptr : &sender;
   // A sender not seen before costs its index entries too.
-  std::size_t sender_extra = remote && !senders_.count(sender) ? sender_cost() : 0;
+  auto extra = [&] { return remote && !senders_.count(sender) ? sender_cost() : 0; };
   if (it == entries_.end()) {
-    if (!make_room(record_cost(rec.data.size()) + sender_extra, remote, true)) {
+    if (!make_room(record_cost(rec.data.size()) + extra(), remote, true, now)) {
       u.refused = true;
       return u;
     }
     u.applied = true;
     u.changed = true;
     Entry e{std::make_shared<const Record>(std::move(rec)), source, now, sender};
-    index_add(key, e);
+    index_add(key, e, now);
     entries_.emplace(key, std::move(e));
     return u;
   }
@@ -119,11 +167,13 @@ Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint
   bool same = e.record->data == rec.data && e.record->version == rec.version;
   // Re-file the entry under its new sender and time; a payload that grows
   // needs room like a new record would (its old cost is already released).
-  index_remove(key, e);
-  if (!same && new_cost > old_cost &&
-      !make_room(new_cost + (remote && !senders_.count(sender) ? sender_cost() : 0), remote,
-                 false)) {
-    index_add(key, e);
+  // The sender keeps its entry meanwhile, so a refresh does not make it a
+  // newcomer again.
+  Mac old_sender = e.sender;
+  bool old_remote = e.source != Source::Local;
+  index_remove(key, e, /*keep_sender=*/remote && old_remote && old_sender == sender);
+  if (!same && new_cost > old_cost && !make_room(new_cost + extra(), remote, false, now)) {
+    index_add(key, e, now);
     u.refused = true;
     return u;
   }
@@ -137,7 +187,7 @@ Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint
     u.changed = e.record->data != rec.data;
     e.record = std::make_shared<const Record>(std::move(rec));
   }
-  index_add(key, e);
+  index_add(key, e, now);
   return u;
 }
 

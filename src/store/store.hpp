@@ -2,11 +2,21 @@
 // The data store: one record per (source MAC, data type).
 //
 // Records are bounded in count and in the memory they really take (payload,
-// record, shared-pointer block, map and index nodes). When a bound is hit the
-// sender holding the most memory loses its record heard longest ago; a sender
-// that is itself the heaviest gets no room from others. Locally set records
-// are never evicted: once only they are left, a new one is refused.
+// record, shared-pointer block, map and index nodes). When a bound is hit,
+// room is taken from senders in two tiers:
+//   - newcomers (senders first heard less than Limits::settle ago) give way
+//     first, then settled senders;
+//   - within a tier the sender holding the most memory loses its record
+//     heard longest ago.
+// A newcomer takes room only from a heavier newcomer, never from a settled
+// sender, and a settled sender only from a newcomer or a heavier settled
+// one. Sender addresses are not authenticated, so a flood from many forged
+// addresses is a crowd of light newcomers: without the tiers it would evict
+// the heaviest honest sender (the primary that syncs us the mesh's data)
+// first. Locally set records are never evicted: once only they are left, a
+// new one is refused.
 #include <array>
+#include <chrono>
 #include <bitset>
 #include <map>
 #include <optional>
@@ -25,6 +35,11 @@ struct StoreLimits {
   // which the transaction table is sized for too.
   std::size_t max_records = 32768;
   std::size_t max_bytes = 40u << 20;
+  // How long a sender must have held records here before a newcomer can no
+  // longer take its room: several sync periods, so honest primaries and
+  // secondaries are settled long before an attack, while a flood's forged
+  // senders, evicted among themselves, rarely live that long.
+  std::chrono::seconds settle{60};
 };
 
 class Store {
@@ -72,6 +87,10 @@ class Store {
   std::size_t type_bytes(std::uint8_t type) const { return type_bytes_[type]; }
   std::size_t type_records(std::uint8_t type) const { return type_records_[type]; }
   std::uint64_t evicted() const { return evicted_; }
+  std::size_t senders() const { return senders_.size(); }
+  // Whether `sender` has held records here for Limits::settle (as of the last
+  // update that needed room or `now`, whichever is later).
+  bool settled(const Mac& sender, TimePoint now) const;
   // Whether records we hold came from `sender` (a node that syncs with us).
   bool has_sender(const Mac& sender) const { return senders_.count(sender) != 0; }
   const Limits& limits() const { return limits_; }
@@ -88,22 +107,36 @@ class Store {
   };
   struct SenderUsage {
     std::size_t memory = 0;
+    TimePoint since;       // when it was first heard (while it held records)
+    bool settled = false;  // moved to settled_ by settle_senders()
     std::set<std::pair<TimePoint, Key>> by_age;  // its records, heard longest ago first
   };
+  using Weights = std::set<std::pair<std::size_t, Mac>>;  // senders by memory, heaviest last
 
   Update put(Record rec, Source source, const Mac& sender, TimePoint now);
   // Makes room for `cost` more bytes (and, if `new_entry`, one more record)
   // from `sender` (nullptr: local). False when nothing may be evicted for it.
-  bool make_room(std::size_t cost, const Mac* sender, bool new_entry);
+  bool make_room(std::size_t cost, const Mac* sender, bool new_entry, TimePoint now);
+  // The heaviest sender of `tier` other than `except`, if it holds records.
+  const Mac* heaviest_in(const Weights& tier, const Mac* except) const;
+  // Moves newcomers first heard at least Limits::settle before `now` to the
+  // settled tier; each sender moves once, so this is amortised O(log n).
+  void settle_senders(TimePoint now);
+  Weights& tier_of(const SenderUsage& u) { return u.settled ? settled_ : newcomers_; }
   void erase(std::map<Key, Entry>::iterator it);
-  // The remote-record indexes, kept in step with entries_.
-  void index_add(const Key& key, const Entry& e);
-  void index_remove(const Key& key, const Entry& e);
+  // The remote-record indexes, kept in step with entries_. A sender left
+  // without records is dropped unless `keep_sender` (a record being re-filed
+  // under the same sender, which must not start over as a newcomer).
+  void index_add(const Key& key, const Entry& e, TimePoint now);
+  void index_remove(const Key& key, const Entry& e, bool keep_sender = false);
+  void drop_if_empty(const Mac& sender);
 
   Limits limits_;
   std::map<Key, Entry> entries_;
   std::map<Mac, SenderUsage> senders_;
-  std::set<std::pair<std::size_t, Mac>> heaviest_;  // senders by memory, heaviest last
+  Weights newcomers_;  // senders first heard less than Limits::settle ago
+  Weights settled_;
+  std::set<std::pair<TimePoint, Mac>> arrivals_;  // newcomers, first heard first
   std::array<std::size_t, 256> type_bytes_{};  // payload + record headers
   std::array<std::size_t, 256> type_records_{};
   std::size_t payload_bytes_ = 0;

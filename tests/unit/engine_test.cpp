@@ -518,6 +518,99 @@ TEST_F(EngineFixture, PrimaryTableIsBoundedAndKeepsActivePrimaries) {
 }
 
 
+// Forged addresses that keep announcing fill the table; a primary batman-adv
+// knows is in the mesh still gets in, in place of an unknown one, once the
+// table was found full and batman-adv was asked (at the next tick).
+TEST_F(EngineFixture, RealPrimariesGetPastForgedOnesInAFullTable) {
+  EngineConfig c;
+  c.mode = wire::Mode::Secondary;
+  c.interfaces = {"mesh0"};
+  c.bat_iface = "bat0";
+  c.max_servers_per_interface = 4;
+  engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+  engine->interface_up("mesh0", own, addr_of(own));
+  tq.mesh = {mac_of(60), mac_of(61), mac_of(62)};
+  tq.values = {{mac_of(60), 200}, {mac_of(61), 150}};
+  auto has = [&](int n) {
+    for (const auto& r : engine->servers())
+      if (r.mac == mac_of(n)) return true;
+    return false;
+  };
+  for (int s = 10; s < 14; ++s) announce(s, T0);
+  // Not asked while the table has room.
+  engine->on_sync_tick(T0 + 1s);
+  EXPECT_EQ(tq.mesh_calls, 0);
+  for (int round = 0; round < 3; ++round)
+    for (int s = 10; s < 14; ++s) announce(s, T0 + std::chrono::seconds(2 + round));
+  announce(60, T0 + 5s);
+  EXPECT_FALSE(has(60)) << "nothing known about it yet";
+  engine->on_sync_tick(T0 + 10s);
+  EXPECT_EQ(tq.mesh_calls, 1);
+  for (int s = 10; s < 14; ++s) announce(s, T0 + 11s);
+  announce(60, T0 + 12s);
+  announce(61, T0 + 12s);
+  EXPECT_TRUE(has(60));
+  EXPECT_TRUE(has(61));
+  EXPECT_EQ(engine->servers().size(), 4u);
+  EXPECT_FALSE(has(10));
+  EXPECT_FALSE(has(11));
+  // Forged ones cannot push the real ones out again, and the secondary
+  // picks the best real one.
+  for (int s = 100; s < 200; ++s) announce(s, T0 + 13s);
+  EXPECT_TRUE(has(60));
+  EXPECT_TRUE(has(61));
+  engine->on_sync_tick(T0 + 20s);
+  ASSERT_TRUE(engine->best_server());
+  EXPECT_EQ(engine->best_server()->mac, mac_of(60));
+  // The table no longer full of newcomers: batman-adv is not asked again.
+  engine->on_sync_tick(T0 + 30s);
+  EXPECT_EQ(tq.mesh_calls, 2);
+  engine->on_sync_tick(T0 + 40s);
+  EXPECT_EQ(tq.mesh_calls, 2);
+}
+
+// With a sync budget too small for every primary, those in the mesh are
+// synced every period; the others take turns, least recently synced first.
+TEST_F(EngineFixture, SyncBudgetServesMeshPrimariesFirstThenTheLeastRecentlySynced) {
+  EngineConfig c;
+  c.mode = wire::Mode::Primary;
+  c.interfaces = {"mesh0"};
+  c.bat_iface = "bat0";
+  c.max_servers_per_interface = 8;
+  engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+  engine->interface_up("mesh0", own, addr_of(own));
+  engine->ipc_set_data(client_push(64, std::string(1000, 'x')), T0);
+  std::size_t size = wire::PushEncoder::encoded_size(engine->store().snapshot(Source::FirstHand),
+                                                     false, wire::kMaxPacket);
+  c.sync_budget_bytes = 4 * size;
+  engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+  engine->interface_up("mesh0", own, addr_of(own));
+  engine->ipc_set_data(client_push(64, std::string(1000, 'x')), T0);
+  tq.mesh = {mac_of(20), mac_of(21)};
+  for (int s = 2; s < 10; ++s) announce(s, T0);  // full: 8 unknown primaries
+  // Full: 2, silent for 30 s, gives way to 20; the table was seen full.
+  announce(20, T0 + 30s);
+  std::map<Mac, int> synced;
+  for (int tick = 0; tick < 7; ++tick) {
+    TimePoint t = T0 + std::chrono::seconds(30 + tick);
+    for (int s = 3; s < 10; ++s) announce(s, t);
+    announce(20, t);
+    announce(21, t);
+    fx.pushes.clear();
+    engine->on_sync_tick(t);
+    if (tick == 0) continue;  // learnt the mesh addresses at this tick
+    EXPECT_EQ(fx.pushes.size(), 4u);
+    std::set<Mac> got;
+    for (const auto& p : fx.pushes) {
+      got.insert(p.to.mac);
+      ++synced[p.to.mac];
+    }
+    EXPECT_TRUE(got.count(mac_of(20)) && got.count(mac_of(21))) << "tick " << tick;
+  }
+  // The six unknown ones left share two places a period: each got 2 of 6.
+  for (int s = 4; s < 10; ++s) EXPECT_EQ(synced[mac_of(s)], 2) << s;
+}
+
 // Announcements are unauthenticated: when the known primaries would take more
 // than the period's sync budget, they take turns, and every one is reached
 // within a few periods.

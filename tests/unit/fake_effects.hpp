@@ -2,6 +2,7 @@
 // Test doubles for the engine's outside world: every effect is recorded.
 #include <bitset>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,13 @@ struct FakeTq : TqSource {
     ++calls;
     ok_out = ok;
     return values;
+  }
+  std::set<Mac> mesh;  // what batman-adv's translation table holds
+  int mesh_calls = 0;
+  std::set<Mac> mesh_addresses(const std::string&, bool& ok_out) override {
+    ++mesh_calls;
+    ok_out = ok;
+    return mesh;
   }
 };
 

@@ -382,6 +382,7 @@ TEST(StoreLimits, RecordCountIsBoundedAndTheFloodingSenderIsRefused) {
 
 TEST(StoreLimits, MemoryIsBoundedAndEvictionTakesFromTheHeaviest) {
   Store::Limits l;
+  l.settle = seconds(0);  // one tier: weight alone decides
   l.max_bytes = 40 * Store::record_cost(1000) + 2 * Store::sender_cost();
   Store st(l);
   for (int i = 0; i < 30; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(1000)), kC, at(i));
@@ -437,6 +438,103 @@ TEST(StoreLimits, DefaultsCarryAThousandNodeMesh) {
   // ... and the benchmark's 470 records of 65,000 bytes (30.6 MB).
   EXPECT_GE(l.max_bytes, 470u * Store::record_cost(65000) + Store::sender_cost());
   EXPECT_LE(l.max_bytes, std::size_t(40) << 20);
+}
+
+// ---- two tiers: newcomers give way to settled senders ------------------------------
+
+// The Sybil flood of the round-two review: many forged sender addresses, each
+// a light newcomer. With weight alone the heaviest sender (the primary that
+// syncs us the mesh) lost first; with tiers the flood only displaces itself.
+TEST(StoreTiers, AFloodOfForgedSendersCannotEvictSettledOnes) {
+  Store::Limits l;
+  l.max_bytes = 60 * Store::record_cost(1000) + 64 * Store::sender_cost();
+  Store st(l);
+  for (int i = 0; i < 30; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(1000)), kB, at(0));
+  st.apply_remote(rec(kC, 64, Bytes(1000)), kC, at(5));  // a secondary, first-hand
+  int refused = 0;
+  for (int i = 0; i < 5000; ++i) {
+    Mac forged = mac_n(0x10000 + i);
+    refused += st.apply_remote(rec(forged, 64, Bytes(1000)), forged, at(100)).refused;
+  }
+  EXPECT_LE(st.memory(), l.max_bytes);
+  EXPECT_GT(refused, 4900);
+  for (int i = 0; i < 30; ++i) EXPECT_NE(st.find(mac_n(i), 64), nullptr) << i;
+  EXPECT_NE(st.find(kC, 64), nullptr);
+  EXPECT_TRUE(st.settled(kB, at(100)));
+  EXPECT_FALSE(st.settled(mac_n(0x10000), at(100)));
+  // A settled sender still gets room, taken from the flood's newcomers.
+  std::uint64_t before = st.evicted();
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(500), 64, Bytes(1000)), kB, at(101)).applied);
+  EXPECT_EQ(st.evicted(), before + 1);
+  EXPECT_TRUE(st.apply_remote(rec(kC, 65, Bytes(1000)), kC, at(101)).applied);
+}
+
+TEST(StoreTiers, NewcomersTakeRoomOnlyFromHeavierNewcomers) {
+  Store::Limits l;
+  l.max_records = 20;
+  Store st(l);
+  for (int i = 0; i < 10; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(10)), kA, at(0));
+  for (int i = 10; i < 18; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(10)), kB, at(100));
+  for (int i = 18; i < 20; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(10)), kC, at(100));
+  // C, a newcomer lighter than the newcomer B, takes B's oldest record...
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(30), 64, Bytes(10)), kC, at(101)).applied);
+  EXPECT_EQ(st.find(mac_n(10), 64), nullptr);
+  // ... until it is as heavy as B; never one of settled A's.
+  for (int i = 31; i < 40; ++i) st.apply_remote(rec(mac_n(i), 64, Bytes(10)), kC, at(102));
+  for (int i = 0; i < 10; ++i) EXPECT_NE(st.find(mac_n(i), 64), nullptr) << i;
+  EXPECT_EQ(st.size(), 20u);
+  // A settled sender takes from newcomers first, even from the lighter one.
+  for (int i = 40; i < 45; ++i) EXPECT_TRUE(st.apply_remote(rec(mac_n(i), 64, Bytes(10)), kA, at(103)).applied);
+  for (int i = 0; i < 10; ++i) EXPECT_NE(st.find(mac_n(i), 64), nullptr) << i;
+  EXPECT_EQ(st.size(), 20u);
+}
+
+TEST(StoreTiers, OnlyWithNoNewcomerLeftDoSettledSendersLoseToTheHeaviest) {
+  Store::Limits l;
+  l.max_records = 10;
+  Store st(l);
+  for (int i = 0; i < 7; ++i) st.apply_remote(rec(mac_n(i), 64, {}), kA, at(0));
+  for (int i = 7; i < 10; ++i) st.apply_remote(rec(mac_n(i), 64, {}), kB, at(0));
+  // Both settled: B, the lighter, takes from A.
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(20), 64, {}), kB, at(200)).applied);
+  EXPECT_EQ(st.find(mac_n(0), 64), nullptr);
+  // A newcomer gets nothing from them, however heavy they are.
+  EXPECT_TRUE(st.apply_remote(rec(mac_n(21), 64, {}), kC, at(200)).refused);
+  // Local data takes from anyone.
+  EXPECT_TRUE(st.set_local(rec(kC, 70, {}), at(200)).applied);
+}
+
+// A sender refreshing the same records every period keeps its first-heard
+// time, so it settles; one that lost all its records starts over.
+TEST(StoreTiers, RefreshKeepsTheSenderSettling) {
+  Store st;
+  for (int t = 0; t <= 60; t += 10) st.apply_remote(rec(kB, 64, Bytes(5, std::uint8_t(t))), kB, at(t));
+  EXPECT_TRUE(st.settled(kB, at(60)));
+  EXPECT_EQ(st.senders(), 1u);
+  st.expire(at(60 + 600));
+  EXPECT_EQ(st.senders(), 0u);
+  st.apply_remote(rec(kB, 64, Bytes(5)), kB, at(700));
+  EXPECT_FALSE(st.settled(kB, at(701)));
+  EXPECT_TRUE(st.settled(kB, at(760)));
+}
+
+// Records moving between senders (a secondary's data first relayed, then
+// heard first-hand) keep every index in step.
+TEST(StoreTiers, AccountingStaysExactAcrossSenderChanges) {
+  Store::Limits l;
+  l.max_records = 50;
+  Store st(l);
+  for (int round = 0; round < 20; ++round)
+    for (int i = 0; i < 60; ++i) {
+      Mac sender = (i + round) % 3 == 0 ? kA : (i + round) % 3 == 1 ? kB : mac_n(i);
+      st.apply_remote(rec(mac_n(i), 64, Bytes((i * round) % 50)), sender, at(round * 20));
+    }
+  EXPECT_LE(st.size(), 50u);
+  EXPECT_EQ(st.type_bytes(64), st.payload_bytes() + 10 * st.size());
+  st.expire(at(10000));
+  EXPECT_EQ(st.size(), 0u);
+  EXPECT_EQ(st.memory(), 0u);
+  EXPECT_EQ(st.senders(), 0u);
 }
 
 }  // namespace
