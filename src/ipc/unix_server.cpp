@@ -85,6 +85,8 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
 
   void reply_records(Snapshot records, std::uint16_t tx_id) {
     if (!begin_reply()) return;
+    held_ = reply_cost(records);
+    server_.reply_bytes_ += held_;
     records_ = std::move(records);
     next_record_ = 0;
     tx_id_ = tx_id;
@@ -127,12 +129,17 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     sock_.shutdown(asio::socket_base::shutdown_both, ec);
     sock_.close(ec);
     // The buffers stay until the object goes: an aborted write may still
-    // name them.
+    // name them. The records too, but they no longer count: no write is
+    // started after this, and the object goes with the aborted one.
+    server_.reply_bytes_ -= held_;
+    held_ = 0;
     server_.remove(id_);
   }
 
   State state() const { return state_; }
   TimePoint last_progress() const { return last_progress_; }
+  std::size_t held() const { return held_; }
+  ClientId id() const { return id_; }
   std::size_t buffered() const { return out_.size() + queued_.size() + framer_.buffered(); }
 
  private:
@@ -141,6 +148,13 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     std::size_t begin = 0;
     std::size_t size = 0;
   };
+
+  void release_records() {
+    records_.clear();
+    records_.shrink_to_fit();
+    server_.reply_bytes_ -= held_;
+    held_ = 0;
+  }
 
   bool begin_reply() {
     // One answer per client; a listener gets events only.
@@ -294,8 +308,7 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     }
     if (pieces_.empty()) {
       // Every byte of the answer is written; nothing names the records now.
-      records_.clear();
-      records_.shrink_to_fit();
+      release_records();
       return false;
     }
     return true;
@@ -365,6 +378,7 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   bool writing_ = false;
   bool close_after_ = false;
   Snapshot records_;
+  std::size_t held_ = 0;  // what records_ counts against max_reply_bytes
   std::size_t next_record_ = 0;
   std::uint16_t tx_id_ = 0;
   std::uint16_t seqno_ = 0;
@@ -499,9 +513,36 @@ void UnixServer::reply(ClientId client, std::vector<std::uint8_t> bytes) {
   }
 }
 
+std::size_t UnixServer::reply_cost(const Snapshot& records) {
+  std::size_t n = records.size() * sizeof(RecordPtr);
+  for (const auto& r : records) n += sizeof(Record) + 16 + r->data.size();
+  return n;
+}
+
+void UnixServer::make_reply_room(std::size_t cost, ClientId client) {
+  while (reply_bytes_ + cost > limits_.max_reply_bytes) {
+    std::shared_ptr<Client> victim;
+    for (auto& [id, c] : clients_) {
+      if (id == client || c->held() == 0) continue;
+      if (!victim || c->last_progress() < victim->last_progress()) victim = c;
+    }
+    if (!victim) return;  // alone, it fits: the bound is above the store's
+    ++stats_.replies_abandoned;
+    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                      victim->last_progress());
+    stall_log_.log("unix answers hold " + std::to_string(reply_bytes_) + " bytes (limit " +
+                       std::to_string(limits_.max_reply_bytes) + "): abandoning the answer to client " +
+                       std::to_string(victim->id()) + ", idle for " + std::to_string(idle.count()) +
+                       " ms",
+                   true);
+    victim->close();
+  }
+}
+
 void UnixServer::reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) {
   if (auto it = clients_.find(client); it != clients_.end()) {
     auto c = it->second;
+    make_reply_room(reply_cost(records), client);
     c->reply_records(std::move(records), tx_id);
   }
 }

@@ -33,6 +33,13 @@ struct UnixServerLimits {
   std::chrono::milliseconds write_stall_timeout{10000};
   std::chrono::milliseconds reply_timeout{60000};
   std::size_t max_listener_backlog = 16 * 1024;  // unread event bytes we hold
+  // What the answers being written may hold together: each keeps its list of
+  // records (16 bytes a record) and, once the store has replaced or dropped
+  // them, the records themselves, so an answer is counted as both. Past it,
+  // the answer whose client moved least recently is abandoned. 512 clients
+  // that never read an answer of 32,768 records held 256 MB of lists alone.
+  // The bound is above the store's (40 MiB), so one answer always fits.
+  std::size_t max_reply_bytes = 64u << 20;
   // SO_SNDBUF of every client socket (the kernel doubles it): what the kernel
   // holds for a client that does not read, whatever net.core.wmem_default
   // says, and what lets a stalled reader be noticed.
@@ -75,6 +82,7 @@ class UnixServer {
     std::uint64_t accepted = 0, accept_failures = 0, refused = 0, evicted = 0;
     std::uint64_t read_timeouts = 0, write_stalls = 0, reply_timeouts = 0;
     std::uint64_t listeners_refused = 0, listeners_dropped = 0;
+    std::uint64_t replies_abandoned = 0;  // for max_reply_bytes
   };
 
   UnixServer(asio::io_context& io, std::string path, MessageHandler handler, Limits limits);
@@ -100,6 +108,10 @@ class UnixServer {
   // Bytes the server holds for its clients' answers and events (not the
   // records themselves, which are shared with the store).
   std::size_t buffered_bytes() const;
+  // What the answers being written hold, as max_reply_bytes counts it.
+  std::size_t reply_bytes() const { return reply_bytes_; }
+  // What an answer of these records counts against max_reply_bytes.
+  static std::size_t reply_cost(const Snapshot& records);
   const Stats& stats() const { return stats_; }
 
  private:
@@ -109,6 +121,9 @@ class UnixServer {
   void on_accept_error(const asio::error_code& ec);
   void remove(ClientId id);
   bool evict_one();
+  // Makes room for an answer of `cost` for `client` by abandoning the
+  // answers whose clients moved least recently.
+  void make_reply_room(std::size_t cost, ClientId client);
 
   asio::io_context& io_;
   std::string path_;
@@ -122,6 +137,7 @@ class UnixServer {
   ClientId next_id_ = 1;
   bool bound_ = false;
   Stats stats_;
+  std::size_t reply_bytes_ = 0;
   LogThrottle accept_log_, refuse_log_, listener_log_, stall_log_;
 };
 

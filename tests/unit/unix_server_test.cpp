@@ -277,6 +277,56 @@ TEST_F(ServerFixture, FullTableEvictsTheClientIdleLongestButNoListener) {
   for (int fd : {listener, stalled, silent, fourth, fifth}) ::close(fd);
 }
 
+// Each answer keeps its records (and their list) alive while it is written:
+// what clients that stop reading hold together is bounded, the answer whose
+// client moved least recently going first, and an honest reader still gets
+// all of its answer.
+TEST_F(ServerFixture, AnswersHeldByStalledReadersAreBoundedInMemory) {
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));  // 2 MB
+  UnixServerLimits l;
+  l.max_reply_bytes = UnixServer::reply_cost(answer) * 5 / 2;
+  start(l, "replymem");
+  std::vector<int> stalled;
+  for (int k = 0; k < 3; ++k) {
+    stalled.push_back(connect_client(path, 4096));
+    send_all(stalled.back(), request_bytes(static_cast<std::uint16_t>(k + 1)));
+    run_for(60ms);
+  }
+  ASSERT_TRUE(run_until([&] { return server->stats().replies_abandoned == 1; }, 1000ms));
+  EXPECT_LE(server->reply_bytes(), l.max_reply_bytes);
+  EXPECT_NE(drain(stalled[0]), "open") << "the one that moved least recently";
+  EXPECT_EQ(drain(stalled[1]), "open");
+  // An honest reader: room is made for it too, and it reads all of it.
+  int honest = connect_client(path);
+  send_all(honest, request_bytes(9));
+  std::vector<std::uint8_t> got;
+  ASSERT_TRUE(run_until(
+      [&] {
+        std::uint8_t buf[65536];
+        for (;;) {
+          ssize_t n = ::recv(honest, buf, sizeof buf, 0);
+          if (n > 0) {
+            got.insert(got.end(), buf, buf + n);
+            continue;
+          }
+          return n == 0;
+        }
+      },
+      3000ms));
+  EXPECT_EQ(got, expected_answer(answer, 9));
+  EXPECT_EQ(server->stats().replies_abandoned, 2u);
+  EXPECT_LE(server->reply_bytes(), l.max_reply_bytes);
+  for (int fd : stalled) ::close(fd);
+  ::close(honest);
+  ASSERT_TRUE(run_until([&] { return server->client_count() == 0; }, 12000ms));
+  EXPECT_EQ(server->reply_bytes(), 0u);
+}
+
+// The default bound holds every answer the store can make at once.
+TEST(UnixServerLimitsDefaults, OneAnswerOfAFullStoreFits) {
+  EXPECT_GE(UnixServerLimits{}.max_reply_bytes, std::size_t(40) << 20);
+}
+
 TEST_F(ServerFixture, ListenerCapAndUnreadEventLimit) {
   UnixServerLimits l;
   l.max_listeners = 2;
