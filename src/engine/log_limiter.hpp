@@ -37,6 +37,12 @@ class LogLimiter {
     return suffix;
   }
 
+  // Events of `kind` left out since its last logged line.
+  std::uint64_t suppressed(std::string_view kind) const {
+    auto it = kinds_.find(kind);
+    return it == kinds_.end() ? 0 : it->second.suppressed;
+  }
+
  private:
   struct Kind {
     bool logged = false;

@@ -41,19 +41,9 @@ bool LogThrottle::log(const std::string& line, bool verbose_all, TimePoint now) 
     net::log_error(line);
     return true;
   }
-  if (logged_once_ && now < next_) {
-    ++suppressed_;
-    return false;
-  }
-  if (suppressed_ == 0) {
-    net::log_error(line);
-  } else {
-    net::log_error(line + " (and " + std::to_string(suppressed_) + " more like it in the last " +
-                   seconds(interval_ + (now - next_)) + ")");
-  }
-  suppressed_ = 0;
-  logged_once_ = true;
-  next_ = now + interval_;
+  auto suffix = limiter_.admit("", now);
+  if (!suffix) return false;
+  net::log_error(line + *suffix);
   return true;
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
 #include "store/record.hpp"
 
@@ -54,21 +55,18 @@ struct UnixServerLimits {
   std::chrono::milliseconds log_interval{10000};  // repeated warnings: one per interval
 };
 
-// A warning that may repeat quickly: logged at most once per interval, the
-// next line saying how many were left out.
+// A warning that may repeat quickly, logged through a LogLimiter (at most
+// once per interval, the next line saying how many were left out); with -d
+// and `verbose_all`, every line.
 class LogThrottle {
  public:
-  explicit LogThrottle(Duration interval) : interval_(interval) {}
-  // True if it was logged. With -d (net::verbose) and `verbose_all`, every
-  // line is logged.
+  explicit LogThrottle(Duration interval) : limiter_(interval) {}
+  // True if it was logged.
   bool log(const std::string& line, bool verbose_all = false, TimePoint now = Clock::now());
-  std::uint64_t suppressed() const { return suppressed_; }
+  std::uint64_t suppressed() const { return limiter_.suppressed(""); }
 
  private:
-  Duration interval_;
-  TimePoint next_{};
-  bool logged_once_ = false;
-  std::uint64_t suppressed_ = 0;
+  LogLimiter limiter_;
 };
 
 class UnixServer {
