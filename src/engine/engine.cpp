@@ -60,6 +60,14 @@ void Engine::interface_up(const std::string& name, const Mac& mac, const PeerAdd
   i->active = true;
   i->mac = mac;
   i->own = own;
+  // A primary is known the moment it can be heard, not a period later:
+  // secondaries and other primaries adopt it on its first announcement.
+  if (mode_ == wire::Mode::Primary) announce(*i);
+}
+
+void Engine::announce(const Iface& i) {
+  if (i.active)
+    fx_.send_packet(Route{i.name, PeerAddress::group(), {}, 0}, wire::encode(wire::AnnouncePrimary{}));
 }
 
 void Engine::interface_down(const std::string& name) {
@@ -144,6 +152,19 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
   it->second.addr = from.addr;
   it->second.last_seen = now;
   i->heard.insert({now, from.mac});
+  // A secondary without a primary takes the first one it hears at once, not
+  // at its next tick, and hands it its data; the tick still picks the best
+  // by TQ. Only with none chosen, so a flood of announcements costs nothing.
+  if (mode_ == wire::Mode::Secondary && !best_server() && i->active) {
+    best_ = {i->name, from.mac};
+    fx_.log("adopted primary " + describe(from) + " on its first announcement");
+    push_local(Route{i->name, from.addr, from.mac, 0}, store_.snapshot(Source::Local));
+  }
+}
+
+void Engine::push_local(const Route& to, Snapshot records) {
+  if (!records.empty())
+    fx_.send_push(to, wire::PushEncoder(std::move(records), random_id_(), false), PushKind::Sync);
 }
 
 void Engine::handle_request(const Route& from, const wire::Request& req, TimePoint now) {
@@ -281,7 +302,8 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
     if (u.changed) {
       note_changed(rv.type);
       fx_.event(rv.type, rv.source);
-      if (rv.source == sender) note_first_hand_change(rv.type, rv.source, now);
+      if (rv.source == sender && mode_ == wire::Mode::Primary)
+        note_first_hand_change(rv.type, rv.source, now);
     }
   }
   if (refused)
@@ -298,7 +320,10 @@ void Engine::note_changed(std::uint8_t type) {
 }
 
 void Engine::note_first_hand_change(std::uint8_t type, const Mac& source, TimePoint now) {
-  if (mode_ != wire::Mode::Primary || prompt_delay_ <= Duration::zero()) return;
+  // A primary forwards what it set or heard first-hand to the other
+  // primaries, a secondary what it set to its primary: changes coalesce for
+  // prompt_delay_, then go as one small transaction.
+  if (prompt_delay_ <= Duration::zero()) return;
   prompt_keys_.insert({type, source});
   if (!prompt_at_) prompt_at_ = now + prompt_delay_;
 }
@@ -427,6 +452,8 @@ bool Engine::ipc_modeswitch(const wire::ModeSwitch& m) {
       mode_ = wire::Mode::Secondary;
       return true;
     case static_cast<std::uint8_t>(wire::Mode::Primary):
+      if (mode_ != wire::Mode::Primary)
+        for (const auto& i : ifaces_) announce(i);
       mode_ = wire::Mode::Primary;
       return true;
     default:
@@ -537,24 +564,19 @@ void Engine::refresh_mesh_addresses(TimePoint now) {
 void Engine::on_sync_tick(TimePoint now) {
   refresh_mesh_addresses(now);
   if (mode_ == wire::Mode::Primary) {
-    auto announce = wire::encode(wire::AnnouncePrimary{});
-    for (const auto& i : ifaces_)
-      if (i.active) fx_.send_packet(Route{i.name, PeerAddress::group(), {}, 0}, announce);
+    for (const auto& i : ifaces_) announce(i);
     // One snapshot serves every primary; the records are shared, not copied.
     sync_primaries(std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand)), true, now);
-    prompt_keys_.clear();  // the full sync carries them
-    prompt_at_.reset();
   } else {
     update_tq();
     choose_best_server();
     if (auto best = best_server()) {
       const Iface* i = find_iface(best->iface);
-      auto snap = store_.snapshot(Source::Local);
-      if (i && i->active && !snap.empty())
-        fx_.send_push(*best, wire::PushEncoder(std::move(snap), random_id_(), false),
-                      PushKind::Sync);
+      if (i && i->active) push_local(*best, store_.snapshot(Source::Local));
     }
   }
+  prompt_keys_.clear();  // the full sync carries them
+  prompt_at_.reset();
   expire(now);
   if (update_command_ && changed_types_.any()) {
     fx_.run_update_command(changed_types_);
@@ -585,9 +607,17 @@ void Engine::on_timer(TimePoint now) {
     prompt_at_.reset();
     std::vector<std::pair<std::uint8_t, Mac>> keys(prompt_keys_.begin(), prompt_keys_.end());
     prompt_keys_.clear();
-    if (mode_ == wire::Mode::Primary)
+    if (mode_ == wire::Mode::Primary) {
       sync_primaries(std::make_shared<const Snapshot>(store_.snapshot_of(keys, Source::FirstHand)),
                      false, now);
+    } else if (auto best = best_server()) {
+      const Iface* i = find_iface(best->iface);
+      if (i && i->active) {
+        fx_.log("prompt push of " + std::to_string(keys.size()) + " changed record(s) to " +
+                describe(*best));
+        push_local(*best, store_.snapshot_of(keys, Source::Local));
+      }
+    }
   }
   for (const auto& key : transactions_.expired(now)) {
     auto tx = transactions_.take(key);

@@ -119,6 +119,10 @@ class Engine {
   void finish_if_complete(const TransactionTable::Key& key, const Route& from);
   void apply(const Mac& sender, const std::vector<std::uint8_t>& packet, TimePoint now);
   void finish_client(ClientId client, std::uint8_t type, std::uint16_t id);
+  void announce(const Iface& i);
+  // A secondary's push of its own records (the tick's, an adoption's, a
+  // prompt one); nothing when there are none.
+  void push_local(const Route& to, Snapshot records);
   void update_tq();
   // While a primary table was full in the last period: what batman-adv knows
   // is in the mesh, so that real primaries get in past forged ones.

@@ -191,14 +191,60 @@ TEST_F(EngineFixture, EventsOnlyWhenPayloadChanges) {
 TEST_F(EngineFixture, SecondaryPushesLocalDataToBestPrimary) {
   make(wire::Mode::Secondary);
   engine->ipc_set_data(client_push(64, "local"), T0);
+  // The first primary heard is adopted at once and gets the data then, not
+  // at the next tick; a second one changes nothing until the tick.
   announce(2);
-  announce(3);
-  engine->on_sync_tick(T0 + 1s);
+  ASSERT_TRUE(engine->best_server());
+  EXPECT_EQ(engine->best_server()->mac, mac_of(2));
   ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].to.mac, mac_of(2));
   EXPECT_EQ(fx.pushes[0].kind, PushKind::Sync);
   EXPECT_EQ(fx.pushes[0].packets.size(), 2u);  // data + txend
+  announce(3);
+  EXPECT_EQ(fx.pushes.size(), 1u);
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_EQ(fx.pushes.size(), 2u);
   ASSERT_TRUE(engine->best_server());
-  EXPECT_EQ(fx.pushes[0].to.mac, engine->best_server()->mac);
+  EXPECT_EQ(fx.pushes[1].to.mac, engine->best_server()->mac);
+}
+
+// A client asking right after the first announcement is served by the
+// adopted primary, not from the secondary's empty store.
+TEST_F(EngineFixture, SecondaryForwardsRequestsAsSoonAsItHearsAPrimary) {
+  make(wire::Mode::Secondary);
+  announce(2, T0);
+  engine->ipc_request(ClientId{7}, wire::Request{64, 9}, T0 + 10ms);
+  ASSERT_EQ(fx.requests.size(), 1u);
+  EXPECT_EQ(fx.requests[0].first.mac, mac_of(2));
+}
+
+// Many announcements, forged or not, adopt one primary and push once.
+TEST_F(EngineFixture, SecondaryAdoptsOnlyWithoutAPrimary) {
+  make(wire::Mode::Secondary);
+  engine->ipc_set_data(client_push(64, "local"), T0);
+  for (int s = 2; s < 200; ++s) announce(s, T0 + 1ms);
+  EXPECT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(engine->best_server()->mac, mac_of(2));
+}
+
+TEST_F(EngineFixture, PrimaryAnnouncesAsSoonAsAnInterfaceIsUp) {
+  make(wire::Mode::Primary, {"mesh0", "mesh1"});
+  ASSERT_EQ(fx.sent.size(), 2u);
+  for (const auto& s : fx.sent) {
+    EXPECT_TRUE(s.to.addr.multicast);
+    EXPECT_EQ(s.packet, wire::encode(wire::AnnouncePrimary{}));
+  }
+  EXPECT_EQ(fx.sent[0].to.iface, "mesh0");
+  EXPECT_EQ(fx.sent[1].to.iface, "mesh1");
+  // A secondary switched to primary announces at once too; not again when
+  // it already is one.
+  fx.sent.clear();
+  make(wire::Mode::Secondary);
+  EXPECT_TRUE(fx.sent.empty());
+  EXPECT_TRUE(engine->ipc_modeswitch(wire::ModeSwitch{static_cast<std::uint8_t>(wire::Mode::Primary)}));
+  EXPECT_EQ(fx.sent.size(), 1u);
+  EXPECT_TRUE(engine->ipc_modeswitch(wire::ModeSwitch{static_cast<std::uint8_t>(wire::Mode::Primary)}));
+  EXPECT_EQ(fx.sent.size(), 1u);
 }
 
 TEST_F(EngineFixture, SecondaryChoosesHighestTq) {
@@ -274,10 +320,33 @@ TEST_F(EngineFixture, PrimaryForwardsFreshFirstHandChangesPromptly) {
   EXPECT_FALSE(engine->next_deadline());
 }
 
-TEST_F(EngineFixture, SecondaryNeverSyncsPromptly) {
+// A secondary's own sets reach its primary within the prompt delay, not a
+// period later; a burst of them becomes one transaction of what changed.
+TEST_F(EngineFixture, SecondaryPushesItsSetsPromptlyAndCoalesced) {
   make(wire::Mode::Secondary, {"mesh0"}, "none", false, {}, 100ms);
   announce(3);
-  engine->ipc_set_data(client_push(64, "x"), T0);
+  EXPECT_TRUE(fx.pushes.empty()) << "nothing to hand over yet";
+  for (int k = 0; k < 1000; ++k)
+    engine->ipc_set_data(client_push(static_cast<std::uint8_t>(64 + k % 4), "v" + std::to_string(k)),
+                         T0 + std::chrono::microseconds(k * 90));
+  ASSERT_EQ(engine->next_deadline(), T0 + 100ms);
+  engine->on_timer(T0 + 100ms);
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].to.mac, mac_of(3));
+  auto d = wire::decode(fx.pushes[0].packets[0]);
+  auto& p = std::get<wire::PushData>(d.packet);
+  ASSERT_EQ(p.records.size(), 4u);  // the four records, latest values
+  EXPECT_EQ(std::string(p.records[3].data.begin(), p.records[3].data.end()), "v999");
+  // Later sets start a new round; the tick carries all and cancels a pending one.
+  engine->ipc_set_data(client_push(64, "again"), T0 + 200ms);
+  EXPECT_EQ(engine->next_deadline(), T0 + 300ms);
+  engine->on_sync_tick(T0 + 250ms);
+  EXPECT_EQ(fx.pushes.size(), 2u);
+  EXPECT_FALSE(engine->next_deadline());
+  // Data a secondary gets in answers is not pushed back.
+  engine->ipc_request(ClientId{1}, wire::Request{70, 5}, T0 + 300ms);
+  packet(3, push_packet(5, 0, {{mac_of(3), 70, 0, bytes("theirs")}}), T0 + 310ms);
+  txend(3, 5, 1, T0 + 310ms);
   EXPECT_FALSE(engine->next_deadline());
 }
 
