@@ -68,7 +68,7 @@ done
 
 start=$(date +%s)
 echo "== building fuzz targets (build-fuzz/, clang)"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DALFRED_FUZZ=ON -DALFRED_BENCH=OFF \
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DALFRED_WERROR=ON -DALFRED_FUZZ=ON -DALFRED_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 build_targets=()
 for t in $targets; do build_targets+=(--target "${t}_fuzz"); done

@@ -411,7 +411,12 @@ void Daemon::run_update_command(const std::bitset<256>& types) {
   if (!opts_.update_command) return;
   std::string command = *opts_.update_command;
   for (std::size_t t = 0; t < types.size(); ++t)
-    if (types[t]) command += " " + std::to_string(t);
+    if (types[t]) {
+      // Appended piecewise: gcc 12 -O3 warns (-Wrestrict, a false positive)
+      // on " " + std::to_string(t).
+      command += ' ';
+      command += std::to_string(t);
+    }
   std::printf("executing: %s\n", command.c_str());
   std::fflush(stdout);
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
