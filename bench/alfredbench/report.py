@@ -208,6 +208,157 @@ def stream_text(r: dict, dist: dict | None) -> str:
     return "\n".join(x for x in out if x)
 
 
+def _attack_verdicts(x: dict, c: dict) -> str:
+    """Targets of issue 12 for one run: RSS, honest -r, honest records, after."""
+    if "error" in x or x.get("not_applicable"):
+        return ""
+    out = []
+    rss_ok = x.get("peak_rss_kb", 1 << 30) < c["rss_target_mb"] * 1024
+    out.append(f"RSS {'MET' if rss_ok else 'MISSED'}")
+    if x["attack"] == "store_flood":
+        out.append(f"held {'MET' if x.get('records_held', 1 << 30) <= c['store_max_records'] else 'MISSED'}")
+    if x["attack"] == "accept_backoff":
+        out.append(f"CPU {'MET' if x.get('cpu_cores', 1) < c['accept_cpu_target'] else 'MISSED'}")
+        out.append(f"-r after {'MET' if x.get('answered_after_release_s') is not None else 'MISSED'}")
+    else:
+        r_ok = (x.get("probes", 0) > 0 and x.get("probe_failures", 1) == 0
+                and x.get("probe_p99_ms", 1e9) < c["probe_target_s"] * 1000)
+        out.append(f"-r {'MET' if r_ok else 'MISSED'}")
+        out.append(f"recs {'MET' if x.get('marks_set') and x.get('marks_arrived') == x.get('marks_set') else 'MISSED'}")
+    rss_after = x.get("rss_after_kb") or 1 << 30
+    if x["attack"] == "store_flood":  # the flood's records stay (600 s) by design: the bound, not idle
+        after_ok = rss_after < c["rss_target_mb"] * 1024
+    else:
+        after_ok = rss_after <= (x.get("rss_idle_kb") or 0) + c["after_slack_mb"] * 1024
+    after_ok = after_ok and x.get("fds_back_s") is not None
+    out.append(f"after {'MET' if after_ok else 'MISSED'}")
+    return ", ".join(out)
+
+
+def _attack_sent(x: dict) -> str:
+    a = x.get("attacker") or {}
+    if x["attack"] == "baseline":
+        return "-"
+    if x["attack"].startswith("unix_stall"):
+        return f"{a.get('clients', 0)} clients"
+    if x["attack"] == "accept_backoff":
+        return f"{x.get('unix_clients_opened', 0)} listeners"
+    n = a.get("sent", 0) + (a.get("announces_streamed", 0) if x["attack"] == "tiny_tcp" else 0)
+    return f"{n / 1000:.0f}k pkts {a.get('bytes_sent', 0) / 1e6:.1f} MB" if n >= 1000 else \
+        f"{n} pkts {a.get('bytes_sent', 0) / 1e6:.1f} MB"
+
+
+def _attack_note(x: dict) -> str:
+    a = x.get("attacker") or {}
+    k = x["attack"]
+    parts = []
+    if k == "store_flood":
+        parts.append(f"records sent {a.get('records_sent')}, held after {x.get('records_held')}")
+    elif k == "empty_pushes":
+        state = a.get("state")
+        state = "open" if state in ("error:None", "open") else f"{state} (closed by the victim)"
+        parts.append(f"{a.get('bytes_sent', 0) / 1e6:.1f} MB sent in {a.get('send_s')} s, "
+                     f"the connection {state} at the end")
+    elif k in ("tiny_tcp", "tiny_udp"):
+        parts.append(f"{a.get('announces_streamed', 0)} announcements, {x.get('cpu_us_per_packet')} us CPU "
+                     f"per packet")
+    elif k == "udp_requests":
+        back = a.get("bytes_back", 0)
+        parts.append(f"answers {back / 1e6:.1f} MB to {a.get('sent')} requests "
+                     f"({back / max(a.get('bytes_sent', 1), 1):.0f}x amplification)")
+    elif k == "tcp_requests":
+        parts.append(f"pipelined pair answered: {a.get('pipelined_txends') == [0x1111, 0x2222]}, abusive "
+                     f"connection {a.get('state_after_2s')} after 2 s, {a.get('bytes_back', 0) / 1e6:.1f} MB on it")
+    elif k == "announces":
+        parts.append(f"victim sent {x.get('victim_out_mb')} MB, {a.get('bytes_back', 0) / 1e6:.1f} MB of it "
+                     f"to the attacker's addresses")
+    elif k.startswith("unix_stall"):
+        parts.append(f"{a.get('clients')} connected ({a.get('not_taken')} not taken, open phase "
+                     f"{x.get('open_phase_s')} s), {a.get('closed_by_daemon')} closed by the daemon "
+                     f"(after s median/max {a.get('closed_after_s_median_max')}), kernel held "
+                     f"{a.get('kernel_queued_mb')} MB of unread answers (max "
+                     f"{a.get('kernel_queued_per_client_kb_max')} KiB a client)")
+    elif k == "accept_backoff":
+        w = x.get("unix_window") or {}
+        lim = x.get("nofile") or ["?"]
+        parts.append(f"{x.get('fds_full')} of {lim[0]} fds in use, accept failed: {x.get('emfile_seen')}, "
+                     f"{w.get('accept_lines', 0) / max(w.get('window_s', 1), 1e-9):.1f} \"can't accept\" log "
+                     f"lines/s ({w.get('log_bytes', 0) / 1e6:.1f} MB of log in {w.get('window_s')} s)")
+        t = x.get("tcp_window")
+        if t:
+            parts.append(f"TCP listener failing too: {t['cpu_cores']} cores, "
+                         f"{t['accept_lines'] / max(t['window_s'], 1e-9):.1f} such lines/s")
+        parts.append(f"-r answered {x.get('answered_after_release_s')} s after the pressure went")
+    if x.get("probe_failures"):
+        parts.append("-r failures e.g. " + "; ".join(x.get("probe_failure_examples", [])[:2]))
+    if x.get("fds_back_s") is None and "fds_after" in x:
+        parts.append(f"fds {x.get('fds_after')} after, idle {x.get('fds_idle')}")
+    if x.get("alive") is False:
+        parts.append("VICTIM DIED")
+    return "; ".join(p for p in parts if p)
+
+
+def attack_text(r: dict, dist: dict | None) -> str:
+    c = r["config"]
+    out = [f"5. ATTACKS: one hostile peer or local client at a time against a fresh primary (-p "
+           f"{c['victim_period']:g}; ours -t -d) holding 2 MB of type 64 (40 x 50 KB); 3-node veth lab with an "
+           f"honest secondary (-p {c['honest_period']:g}) and the attacker (21 addresses, 600 for 5);",
+           f"   peak RSS = max(VmRSS every 0.1 s, VmHWM reset before the attack) up to the 'after' reading; CPU = "
+           f"victim utime+stime / attack wall time; -r = our `alfred -r 64` client (for both daemons) every {c['probe_every_s']:g} s, failed, "
+           f"incomplete or > {c['probe_timeout_s']:g} s counts as failure and as {c['probe_timeout_s']:g} s;",
+           f"   honest recs = type-65 records set on the secondary every {c['mark_every_s']:g} s that reached the "
+           f"victim within {c['mark_limit_s']:g} s (max delay); after = {c['idle_after_s']:g} s after the attack "
+           f"(fds polled back to idle for up to {c['fd_wait_s']:g} s)",
+           f"   target (issue 12): RSS < {c['rss_target_mb']} MB (store flood: also <= {c['store_max_records']} "
+           f"records held); -r p99 < {c['probe_target_s']:g} s with 0 failures; every honest record arrives; after: "
+           f"fds back to idle and RSS <= idle + {c['after_slack_mb']} MB (store flood: < {c['rss_target_mb']} MB); "
+           f"7: CPU < {c['accept_cpu_target']:g} cores while accept fails, -r answers afterwards",
+           _dist(dist)]
+    runs = r["runs"]
+    rows = []
+    for a in r["attacks"]:
+        mine = [x for x in runs if x["attack"] == a["name"]]
+        deb = next((x for x in mine if x["variant"] == "debian" and "error" not in x
+                    and not x.get("not_applicable")), None)
+        for x in mine:
+            name = f"{a['label']} {a['name']}"
+            if x.get("not_applicable"):
+                rows.append([name, x["variant"], "n/a (no TCP port)"] + ["n/a"] * 8)
+                continue
+            if "error" in x:
+                rows.append([name, x["variant"], "ERROR " + x["error"][:100]])
+                continue
+            vs = ""
+            if x["variant"] == "ours" and deb:
+                vs = (f"RSS {fmt_ratio(ratio(x.get('peak_rss_kb'), deb.get('peak_rss_kb')))}, "
+                      f"CPU {fmt_ratio(ratio(x.get('cpu_cores'), deb.get('cpu_cores')))}")
+                if x.get("probe_p99_ms") is not None and deb.get("probe_p99_ms") is not None:
+                    vs += f", p99 {fmt_ratio(ratio(x['probe_p99_ms'], deb['probe_p99_ms']))}"
+            if "probes" in x:
+                lat = f"{fmt(x['probe_p50_ms'], 0)}/{fmt(x['probe_p99_ms'], 0)}"
+                fails = f"{x['probe_failures']}/{x['probes']}"
+                recs = f"{x.get('marks_arrived')}/{x.get('marks_set')}" + (
+                    f" ({fmt(x['mark_max_s'], 2)} s)" if x.get("mark_max_s") is not None else "")
+            else:
+                lat, fails, recs = "n/a", "n/a", "n/a"
+            rows.append([name, x["variant"], _attack_sent(x), fmt(_mb(x.get("peak_rss_kb")), 1),
+                         _pair(_mb(x.get("rss_idle_kb")), _mb(x.get("rss_after_kb")), 1),
+                         fmt(x.get("cpu_cores"), 3), lat, fails, recs,
+                         f"{x.get('fds_idle')}/{x.get('fds_max')}/{x.get('fds_after')}", vs,
+                         _attack_verdicts(x, c)])
+    out.append(table(rows, ["attack", "victim", "attacker sent", "peak RSS MB", "RSS MB idle/after", "CPU cores",
+                            "-r p50/p99 ms", "-r fail/n", "honest recs (max)", "fds idle/max/after",
+                            "ours vs Debian", "target (RSS, [held,] -r, recs, after)"]))
+    for a in r["attacks"]:
+        out.append(f"   {a['label']} {a['name']} ({a['duration_s']:g} s): {a['desc']}")
+        for x in runs:
+            if x["attack"] == a["name"] and not x.get("not_applicable") and "error" not in x:
+                note = _attack_note(x)
+                if note:
+                    out.append(f"      {x['variant']}: {note}")
+    return "\n".join(x for x in out if x)
+
+
 def micro_text(r: dict) -> str:
     if "error" in r:
         return f"MICRO: {r['error']}"
@@ -236,6 +387,8 @@ def full_text(res: dict) -> str:
         parts.append(serve_text(secs["serve"], d.get("serve")))
     if "stream" in secs:
         parts.append(stream_text(secs["stream"], d.get("stream")))
+    if "attack" in secs:
+        parts.append(attack_text(secs["attack"], d.get("attack")))
     if "micro" in secs:
         parts.append(micro_text(secs["micro"]))
     if res.get("section_wall_s"):
@@ -283,6 +436,19 @@ def csv_text(res: dict) -> str:
             for k, v in x.items():
                 if k not in ("variant", "logs"):
                     w.writerow(["stream", f"{x.get('bytes')}B@{x.get('rate')}", x["variant"], k, v])
+    if "attack" in secs:
+        for x in secs["attack"]["runs"]:
+            for k, v in x.items():
+                if k in ("attack", "variant", "label", "timeline_s_fds_rssmb", "logs"):
+                    continue
+                if isinstance(v, dict):
+                    for k2, v2 in v.items():
+                        w.writerow(["attack", x["attack"], x["variant"], f"{k}.{k2}",
+                                    " ".join(str(y) for y in v2) if isinstance(v2, list) else v2])
+                    continue
+                if isinstance(v, list):
+                    v = " ".join(str(y) for y in v)
+                w.writerow(["attack", x["attack"], x["variant"], k, v])
     if "micro" in secs and "benchmarks" in secs["micro"]:
         for b in secs["micro"]["benchmarks"]:
             for k in ("real_ns", "cpu_ns", "bytes_per_second"):

