@@ -253,11 +253,6 @@ struct FuzzTq : TqSource {
     return ok ? mesh : std::set<Mac>{};
   }
 };
-        out.insert(m);
-      }
-    return out;
-  }
-};
 
 inline PeerAddress link_local_of(const Mac& m) {
   PeerAddress a;

@@ -121,7 +121,7 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
       // announcing would then lock real primaries out; so a newcomer that
       // batman-adv knows is in the mesh takes the place of the one heard
       // longest ago that it does not know, silent or not.
-      servers_full_ = true;
+      crowded_ = true;
       auto oldest = i->heard.begin();
       if (in_mesh(from.mac))
         for (auto h = i->heard.begin(); h != i->heard.end(); ++h)
@@ -147,6 +147,9 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
       i->heard.erase(oldest);
     }
     it = i->servers.try_emplace(from.mac).first;
+    // Last in the queue of a sync budget, or every new address (forged
+    // ones too) would go before the primaries already waiting.
+    it->second.last_full_sync = now;
     fx_.log("new primary " + describe(from));
   }
   it->second.addr = from.addr;
@@ -311,7 +314,9 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
       return "store full (" + std::to_string(store_.size()) + " records, " +
             std::to_string(store_.memory()) + " bytes): refused " + std::to_string(refused) +
             " records from " + to_string(sender) +
-             (store_.settled(sender, now) ? ", the heaviest sender" : ", a newcomer");
+             (store_.settled(sender, now)
+                  ? " (settled senders take room only from newcomers)"
+                  : " (a newcomer takes room only from newcomers as heavy)");
     });
 }
 
@@ -364,8 +369,11 @@ void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic,
     if (size * n > left) {
       n = std::min(n, left / size);
       if (periodic) n = std::max<std::size_t>(n, 1);
+      crowded_ = true;  // crowded: learn which primaries are real at the next tick
+      // Prompt syncs reach the same primaries as the last full one did, but
+      // only full syncs move a primary back in the queue.
       auto rank = [&](std::size_t k) {
-        return std::make_pair(!in_mesh(targets[k].mac), servers[k]->last_synced);
+        return std::make_pair(!in_mesh(targets[k].mac), servers[k]->last_full_sync);
       };
       std::stable_sort(order.begin(), order.end(),
                        [&](std::size_t a, std::size_t b) { return rank(a) < rank(b); });
@@ -378,7 +386,7 @@ void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic,
     sync_spent_ += n * size;
   }
   for (std::size_t k = 0; k < n; ++k) {
-    servers[order[k]]->last_synced = now;
+    if (periodic) servers[order[k]]->last_full_sync = now;
     fx_.send_push(targets[order[k]], wire::PushEncoder::shared(snap, random_id_(), false),
                   PushKind::Sync);
   }
@@ -541,8 +549,13 @@ void Engine::choose_best_server() {
 }
 
 void Engine::refresh_mesh_addresses(TimePoint now) {
-  if (!servers_full_) return;
-  servers_full_ = false;
+  // Only while a table is full or the sync budget short of the primaries;
+  // after that, a stale list would still rank the sync queue, so it goes.
+  if (!crowded_) {
+    mesh_addresses_.clear();
+    return;
+  }
+  crowded_ = false;
   if (bat_iface_ == "none") return;
   bool ok = true;
   auto macs = tq_.mesh_addresses(bat_iface_, ok);

@@ -97,7 +97,7 @@ class Engine {
   struct Server {
     PeerAddress addr;
     TimePoint last_seen;
-    TimePoint last_synced{};  // our last full or prompt sync to it
+    TimePoint last_full_sync{};  // our last periodic sync to it, or when it was admitted
     std::uint8_t tq = 0;
   };
   struct Iface {
@@ -155,7 +155,9 @@ class Engine {
   RequestBudget requests_;
   LogLimiter drop_log_;
   std::size_t max_servers_;
-  bool servers_full_ = false;     // a new primary found its table full this period
+  // This period a new primary found its table full, or the sync budget did
+  // not reach every primary.
+  bool crowded_ = false;
   std::set<Mac> mesh_addresses_;  // batman-adv's translation table, when last asked
   std::size_t sync_budget_;
   std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick

@@ -17,7 +17,7 @@ std::size_t Store::sender_cost() {
   // Its node in senders_ (with the empty age index), in its tier and, while
   // it is a newcomer, in arrivals_ (counted always, so the cost is fixed).
   return malloc_chunk(kNodeHeader + sizeof(Mac) + sizeof(SenderUsage)) +
-         malloc_chunk(kNodeHeader + sizeof(std::pair<std::size_t, Mac>)) +
+         malloc_chunk(kNodeHeader + sizeof(Weight)) +
          malloc_chunk(kNodeHeader + sizeof(std::pair<TimePoint, Mac>));
 }
 
@@ -49,11 +49,11 @@ void Store::index_add(const Key& key, const Entry& e, TimePoint now) {
     u.since = now;
     arrivals_.insert({now, e.sender});
   } else {
-    tier_of(u).erase({u.memory, e.sender});
+    tier_of(u).erase(weight(u, e.sender));
   }
   u.memory += cost;
   u.by_age.insert({e.last_seen, key});
-  tier_of(u).insert({u.memory, e.sender});
+  tier_of(u).insert(weight(u, e.sender));
 }
 
 void Store::index_remove(const Key& key, const Entry& e, bool keep_sender) {
@@ -66,10 +66,10 @@ void Store::index_remove(const Key& key, const Entry& e, bool keep_sender) {
   auto it = senders_.find(e.sender);
   if (it == senders_.end()) return;
   auto& u = it->second;
-  tier_of(u).erase({u.memory, e.sender});
+  tier_of(u).erase(weight(u, e.sender));
   u.memory -= cost;
   u.by_age.erase({e.last_seen, key});
-  tier_of(u).insert({u.memory, e.sender});
+  tier_of(u).insert(weight(u, e.sender));
   if (!keep_sender) drop_if_empty(e.sender);
 }
 
@@ -77,7 +77,7 @@ void Store::drop_if_empty(const Mac& sender) {
   auto it = senders_.find(sender);
   if (it == senders_.end() || !it->second.by_age.empty()) return;
   auto& u = it->second;
-  tier_of(u).erase({u.memory, sender});
+  tier_of(u).erase(weight(u, sender));
   if (!u.settled) arrivals_.erase({u.since, sender});
   memory_ -= sender_cost();
   senders_.erase(it);
@@ -88,9 +88,9 @@ void Store::settle_senders(TimePoint now) {
     Mac m = arrivals_.begin()->second;
     arrivals_.erase(arrivals_.begin());
     auto& u = senders_.at(m);
-    newcomers_.erase({u.memory, m});
+    newcomers_.erase(weight(u, m));
     u.settled = true;
-    settled_.insert({u.memory, m});
+    settled_.insert(weight(u, m));
   }
 }
 
@@ -103,9 +103,10 @@ const Mac* Store::heaviest_in(const Weights& tier, const Mac* except) const {
   // At most two steps: only the sender being updated can be excluded or be
   // without records (while one of its records is re-filed).
   for (auto h = tier.rbegin(); h != tier.rend(); ++h) {
-    if (except && h->second == *except) continue;
-    if (senders_.at(h->second).by_age.empty()) continue;
-    return &h->second;
+    const Mac& m = std::get<Mac>(*h);
+    if (except && m == *except) continue;
+    if (senders_.at(m).by_age.empty()) continue;
+    return &m;
   }
   return nullptr;
 }
@@ -125,15 +126,12 @@ bool Store::make_room(std::size_t cost, const Mac* sender, bool new_entry, TimeP
   while (over()) {
     std::size_t own = self ? self->memory : 0;
     const Mac* victim = heaviest_in(newcomers_, sender);
-    // A newcomer takes room only from a heavier newcomer; anyone else first
-    // from any newcomer, then from the settled tier.
-    if (victim && newcomer && senders_.at(*victim).memory <= own + cost) return false;
-    if (!victim && !newcomer) {
-      victim = heaviest_in(settled_, sender);
-      if (victim && sender && senders_.at(*victim).memory <= own + cost) return false;
-    }
-    // Only local data (or the sender's own) left: nothing may go, local data
-    // is bounded too.
+    // A newcomer takes room only from a newcomer at least as heavy as it
+    // will be; a settled sender from any newcomer; local data from any
+    // newcomer, then from the heaviest settled sender.
+    if (victim && newcomer && senders_.at(*victim).memory < own + cost) return false;
+    if (!victim && !sender) victim = heaviest_in(settled_, nullptr);
+    // Nothing may go: local data is bounded too.
     if (!victim) return false;
     Key key = senders_.at(*victim).by_age.begin()->second;
     ++evicted_;
@@ -169,10 +167,15 @@ Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint
   // needs room like a new record would (its old cost is already released).
   // The sender keeps its entry meanwhile, so a refresh does not make it a
   // newcomer again.
+  // The old sender keeps its entry too until the update succeeded, so a
+  // refused one leaves it as it was (settled or not).
   Mac old_sender = e.sender;
   bool old_remote = e.source != Source::Local;
-  index_remove(key, e, /*keep_sender=*/remote && old_remote && old_sender == sender);
-  if (!same && new_cost > old_cost && !make_room(new_cost + extra(), remote, false, now)) {
+  index_remove(key, e, /*keep_sender=*/old_remote);
+  // Room is needed for what it takes more than before: a bigger payload, or
+  // the entry of a sender not seen yet.
+  std::size_t need = (same ? old_cost : new_cost) + extra();
+  if (need > old_cost && !make_room(need, remote, false, now)) {
     index_add(key, e, now);
     u.refused = true;
     return u;
@@ -188,6 +191,7 @@ Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint
     e.record = std::make_shared<const Record>(std::move(rec));
   }
   index_add(key, e, now);
+  if (old_remote && !(remote && old_sender == sender)) drop_if_empty(old_sender);
   return u;
 }
 

@@ -2,25 +2,30 @@
 // The data store: one record per (source MAC, data type).
 //
 // Records are bounded in count and in the memory they really take (payload,
-// record, shared-pointer block, map and index nodes). When a bound is hit,
-// room is taken from senders in two tiers:
+// record, shared-pointer block, map and index nodes). Sender addresses are
+// not authenticated: anyone on the link can send under as many as it likes.
+// So when a bound is hit, room is taken by tiers, not by weight alone:
 //   - newcomers (senders first heard less than Limits::settle ago) give way
-//     first, then settled senders;
-//   - within a tier the sender holding the most memory loses its record
-//     heard longest ago.
-// A newcomer takes room only from a heavier newcomer, never from a settled
-// sender, and a settled sender only from a newcomer or a heavier settled
-// one. Sender addresses are not authenticated, so a flood from many forged
-// addresses is a crowd of light newcomers: without the tiers it would evict
-// the heaviest honest sender (the primary that syncs us the mesh's data)
-// first. Locally set records are never evicted: once only they are left, a
-// new one is refused.
+//     first: the heaviest loses its record heard longest ago, the one heard
+//     first latest among equals;
+//   - a newcomer takes room only from a newcomer at least as heavy as it
+//     will be, so a flood from many forged addresses churns among itself;
+//   - a settled sender takes room only from newcomers, never from another
+//     settled one: by weight alone, light forged senders that once settled
+//     would evict the heaviest honest sender (the primary that syncs us the
+//     mesh) first;
+//   - local data takes room from newcomers, then from the heaviest settled
+//     sender; it is never evicted itself, and once only it is left a new
+//     local record is refused.
+// So what the store held before a flood stays, refreshes always go through,
+// and while the store is full of settled senders, growth is refused.
 #include <array>
 #include <chrono>
 #include <bitset>
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -111,7 +116,10 @@ class Store {
     bool settled = false;  // moved to settled_ by settle_senders()
     std::set<std::pair<TimePoint, Key>> by_age;  // its records, heard longest ago first
   };
-  using Weights = std::set<std::pair<std::size_t, Mac>>;  // senders by memory, heaviest last
+  // Senders by memory, heaviest last; among equals the one first heard
+  // latest last (settled senders all have `since` zero here).
+  using Weight = std::tuple<std::size_t, TimePoint, Mac>;
+  using Weights = std::set<Weight>;
 
   Update put(Record rec, Source source, const Mac& sender, TimePoint now);
   // Makes room for `cost` more bytes (and, if `new_entry`, one more record)
@@ -123,6 +131,9 @@ class Store {
   // settled tier; each sender moves once, so this is amortised O(log n).
   void settle_senders(TimePoint now);
   Weights& tier_of(const SenderUsage& u) { return u.settled ? settled_ : newcomers_; }
+  static Weight weight(const SenderUsage& u, const Mac& m) {
+    return {u.memory, u.settled ? TimePoint{} : u.since, m};
+  }
   void erase(std::map<Key, Entry>::iterator it);
   // The remote-record indexes, kept in step with entries_. A sender left
   // without records is dropped unless `keep_sender` (a record being re-filed

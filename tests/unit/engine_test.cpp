@@ -683,6 +683,70 @@ TEST_F(EngineFixture, SyncBudgetServesMeshPrimariesFirstThenTheLeastRecentlySync
   for (int s = 4; s < 10; ++s) EXPECT_EQ(synced[mac_of(s)], 2) << s;
 }
 
+// The review's two ways to starve honest primaries under a sync budget: new
+// forged addresses every period (they used to go first), and prompt syncs
+// (they used to stamp everyone alike, freezing the order).
+TEST_F(EngineFixture, SyncBudgetCannotBeJumpedByNewAddressesOrFrozenByPromptSyncs) {
+  EngineConfig c;
+  c.mode = wire::Mode::Primary;
+  c.interfaces = {"mesh0"};
+  c.bat_iface = "none";
+  c.prompt_sync_delay = 100ms;
+  auto build = [&](std::size_t budget_syncs_x2) {
+    engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+    engine->interface_up("mesh0", own, addr_of(own));
+    engine->ipc_set_data(client_push(64, std::string(1000, 'x')), T0);
+    std::size_t size = wire::PushEncoder::encoded_size(engine->store().snapshot(Source::FirstHand),
+                                                       false, wire::kMaxPacket);
+    c.sync_budget_bytes = budget_syncs_x2 * size / 2;
+    engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+    engine->interface_up("mesh0", own, addr_of(own));
+    engine->ipc_set_data(client_push(64, std::string(1000, 'x')), T0);
+  };
+  // (a) a budget of 2 syncs, 4 honest primaries, 2 new forged ones a period:
+  // without batman-adv all wait their turn in one queue, the new ones at its
+  // end; with it, the budget falling short makes the engine ask which
+  // primaries are in the mesh, and those go first.
+  std::map<Mac, int> full;
+  auto flood = [&] {
+    full.clear();
+    for (int tick = 0; tick < 30; ++tick) {
+      TimePoint t = T0 + std::chrono::seconds(10 * tick);
+      for (int s = 2; s < 6; ++s) announce(s, t);
+      announce(1000 + 2 * tick, t);
+      announce(1001 + 2 * tick, t);
+      fx.pushes.clear();
+      engine->on_sync_tick(t + 1s);
+      for (const auto& p : fx.pushes) ++full[p.to.mac];
+    }
+  };
+  build(4);
+  flood();
+  for (int s = 2; s < 6; ++s) EXPECT_GE(full[mac_of(s)], 4) << s;
+  c.bat_iface = "bat0";
+  tq.mesh = {mac_of(2), mac_of(3), mac_of(4), mac_of(5)};
+  build(4);
+  flood();
+  for (int s = 2; s < 6; ++s) EXPECT_GE(full[mac_of(s)], 14) << s;
+  c.bat_iface = "none";
+  // (b) a budget of 2.5 syncs, 6 primaries, a first-hand change each period.
+  build(5);
+  full.clear();
+  for (int s = 2; s < 8; ++s) announce(s, T0);
+  for (int tick = 0; tick < 30; ++tick) {
+    TimePoint t = T0 + std::chrono::seconds(10 * tick);
+    for (int s = 2; s < 8; ++s) announce(s, t);
+    fx.pushes.clear();
+    engine->on_sync_tick(t + 1s);
+    for (const auto& p : fx.pushes) ++full[p.to.mac];
+    std::string v = "change ";
+    v += std::to_string(tick);
+    engine->ipc_set_data(client_push(65, v), t + 2s);
+    engine->on_timer(t + 2s + 100ms);
+  }
+  for (int s = 2; s < 8; ++s) EXPECT_GE(full[mac_of(s)], 8) << s;
+}
+
 // Announcements are unauthenticated: when the known primaries would take more
 // than the period's sync budget, they take turns, and every one is reached
 // within a few periods.
