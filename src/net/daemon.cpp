@@ -446,7 +446,9 @@ void Daemon::schedule_sync() {
 void Daemon::on_sync() {
   reopen_closed_links();
   auto now = Clock::now();
-  if (engine_.mode() == wire::Mode::Primary) {
+  // Upstream prints this every period; under a service manager that is
+  // 8,640 journal lines a day at the default period, so only with -d.
+  if (engine_.mode() == wire::Mode::Primary && verbose()) {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     std::printf("[%lld.%09u] announce primary ...\n", static_cast<long long>(ts.tv_sec),

@@ -131,3 +131,44 @@ def test_silent_unix_client_does_not_block_others(make_lab):
           f"{'%.3fs' % ours_s if ours_s is not None else 'no answer'}, debian 2023.0 "
           f"{'%.3fs' % deb_s if deb_s is not None else 'no answer within 3s (blocked)'}")
     assert ours_s is not None and ours_s < 1.0
+
+
+def test_no_wait_at_start_and_prompt_secondary_sets(make_lab):
+    """At -p 10 nothing may wait for a period (issue 8, "no wait at start"):
+    a secondary adopts the primary on its first announcement, which comes as
+    soon as the primary's interface is up, so a client on the secondary reads
+    the mesh's data within seconds of the primary's start; a set on the
+    secondary reaches the primary within the prompt delay, not a period later.
+    Before, the first read came 15.7 s after the set (one period for the
+    first announcement, one more for the secondary's next tick)."""
+    lab = make_lab(2, link="veth")
+    n1, n2 = lab.node(1), lab.node(2)
+    n2.start(ours(), period=10)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    n1.start(ours(), primary=True, period=10)
+    n1.set(64, b"from the primary\n")
+    got = _wait(lambda: n2.read(64).get(n1.mac) == b"from the primary\n", 8)
+    took = time.monotonic() - t0
+    print(f"secondary read the primary's data {took:.2f} s after the primary started")
+    assert got and took < 8, (took, n2.read(64))
+    t1 = time.monotonic()
+    n2.set(65, b"from the secondary\n")
+    got = _wait(lambda: n1.read(65).get(n2.mac) == b"from the secondary\n", 8, step=0.05)
+    took = time.monotonic() - t1
+    print(f"primary held the secondary's set {took:.2f} s after it")
+    assert got and took < 8, (took, n1.read(65))
+
+
+def test_quiet_by_default(make_lab):
+    """Per-period chatter ("announce primary ...") only with -d: 86,400
+    journal lines a day at -p 1 otherwise (issue 10)."""
+    lab = make_lab(2, link="veth")
+    n1, n2 = lab.node(1), lab.node(2)
+    n1.start(ours(), primary=True, period=0.5)
+    n2.start(ours(), primary=True, period=0.5, flags=["-d"])
+    time.sleep(2.5)
+    quiet = open(n1.out_log).read()
+    chatty = open(n2.out_log).read()
+    assert "announce primary" not in quiet, quiet[-500:]
+    assert chatty.count("announce primary") >= 3, chatty[-500:]
