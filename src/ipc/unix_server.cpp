@@ -77,7 +77,7 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     if (!begin_reply()) return;
     held_ = reply_cost(records);
     server_.reply_bytes_ += held_;
-    records_ = std::move(records);
+    records_.assign(records.begin(), records.end());
     next_record_ = 0;
     tx_id_ = tx_id;
     seqno_ = 0;
@@ -142,6 +142,7 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   void release_records() {
     records_.clear();
     records_.shrink_to_fit();
+    batch_.clear();
     server_.reply_bytes_ -= held_;
     held_ = 0;
   }
@@ -279,9 +280,12 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
       return true;
     }
     std::size_t bytes = 0;
+    batch_.clear();
     while (next_record_ < records_.size() && out_.size() < kCopyBatch && bytes < kBatchBytes &&
            pieces_.size() + 2 <= kMaxPieces) {
-      const Record& r = *records_[next_record_++];
+      RecordPtr held = records_[next_record_++].lock();
+      if (!held) continue;  // replaced or dropped since the request
+      const Record& r = *held;
       const bool in_place = r.data.size() >= kInPlaceFrom;
       std::size_t start = wire::encode_push_header(out_, tx_id_, seqno_++);
       wire::append_record(out_, r.source, r.type, r.version,
@@ -293,7 +297,10 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
       }
       put_be16(out_.data() + start + 2, packet - wire::kTlvSize);
       add_inline(start, out_.size() - start);
-      if (in_place) pieces_.push_back({r.data.data(), 0, r.data.size()});
+      if (in_place) {
+        pieces_.push_back({r.data.data(), 0, r.data.size()});
+        batch_.push_back(std::move(held));  // written from, until the batch is out
+      }
       bytes += packet;
     }
     if (pieces_.empty()) {
@@ -367,7 +374,8 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   std::uint64_t sent_ = 0;
   bool writing_ = false;
   bool close_after_ = false;
-  Snapshot records_;
+  std::vector<std::weak_ptr<const Record>> records_;
+  Snapshot batch_;        // the records the current batch writes from
   std::size_t held_ = 0;  // what records_ counts against max_reply_bytes
   std::size_t next_record_ = 0;
   std::uint16_t tx_id_ = 0;
@@ -504,37 +512,46 @@ void UnixServer::reply(ClientId client, std::vector<std::uint8_t> bytes) {
 }
 
 std::size_t UnixServer::reply_cost(const Snapshot& records) {
-  std::size_t n = records.size() * sizeof(RecordPtr);
-  for (const auto& r : records) n += sizeof(Record) + 16 + r->data.size();
-  return n;
+  return records.size() * sizeof(std::weak_ptr<const Record>);
 }
 
-void UnixServer::make_reply_room(std::size_t cost, ClientId client) {
+bool UnixServer::make_reply_room(std::size_t cost, ClientId client) {
   while (reply_bytes_ + cost > limits_.max_reply_bytes) {
+    TimePoint now = Clock::now();
     std::shared_ptr<Client> victim;
     for (auto& [id, c] : clients_) {
-      if (id == client || c->held() == 0) continue;
+      if (id == client || c->held() == 0 || now - c->last_progress() < limits_.reply_evict_idle)
+        continue;
       if (!victim || c->last_progress() < victim->last_progress()) victim = c;
     }
-    if (!victim) return;  // alone, it fits: the bound is above the store's
+    // Alone, an answer fits: the bound holds the largest store's list.
+    if (!victim) return reply_bytes_ == 0;
     ++stats_.replies_abandoned;
-    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
-                                                                      victim->last_progress());
-    stall_log_.log("unix answers hold " + std::to_string(reply_bytes_) + " bytes (limit " +
+    auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - victim->last_progress());
+    stall_log_.log("unix answers hold " + std::to_string(reply_bytes_) + " bytes of record lists (limit " +
                        std::to_string(limits_.max_reply_bytes) + "): abandoning the answer to client " +
                        std::to_string(victim->id()) + ", idle for " + std::to_string(idle.count()) +
                        " ms",
                    true);
     victim->close();
   }
+  return true;
 }
 
 void UnixServer::reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) {
-  if (auto it = clients_.find(client); it != clients_.end()) {
-    auto c = it->second;
-    make_reply_room(reply_cost(records), client);
-    c->reply_records(std::move(records), tx_id);
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  auto c = it->second;
+  if (!make_reply_room(reply_cost(records), client)) {
+    ++stats_.replies_refused;
+    stall_log_.log("unix answers hold " + std::to_string(reply_bytes_) +
+                       " bytes of record lists, all being read: refusing an answer of " +
+                       std::to_string(records.size()) + " records to client " + std::to_string(client),
+                   true);
+    c->reply(wire::encode(wire::StatusError::failed(tx_id)));
+    return;
   }
+  c->reply_records(std::move(records), tx_id);
 }
 
 void UnixServer::finish(ClientId client) {

@@ -34,13 +34,17 @@ struct UnixServerLimits {
   std::chrono::milliseconds write_stall_timeout{10000};
   std::chrono::milliseconds reply_timeout{60000};
   std::size_t max_listener_backlog = 16 * 1024;  // unread event bytes we hold
-  // What the answers being written may hold together: each keeps its list of
-  // records (16 bytes a record) and, once the store has replaced or dropped
-  // them, the records themselves, so an answer is counted as both. Past it,
-  // the answer whose client moved least recently is abandoned. 512 clients
-  // that never read an answer of 32,768 records held 256 MB of lists alone.
-  // The bound is above the store's (40 MiB), so one answer always fits.
-  std::size_t max_reply_bytes = 64u << 20;
+  // What the answers being written may hold together. An answer keeps a
+  // list of weak references to its records (16 bytes a record), not the
+  // records: one the store replaces or drops while the answer is written is
+  // left out (as if the request had come later), so a slow reader never
+  // keeps old data alive beyond the batch being written. 512 clients that
+  // never read an answer of 32,768 records held 256 MB of lists; 16 MiB
+  // holds 32 such answers at once. Past it, answers whose clients have not
+  // moved for reply_evict_idle are abandoned, least recently moving first;
+  // if that is not enough, the new answer is refused with an error.
+  std::size_t max_reply_bytes = 16u << 20;
+  std::chrono::milliseconds reply_evict_idle{1000};
   // SO_SNDBUF of every client socket (the kernel doubles it): what the kernel
   // holds for a client that does not read, whatever net.core.wmem_default
   // says, and what lets a stalled reader be noticed.
@@ -80,7 +84,7 @@ class UnixServer {
     std::uint64_t accepted = 0, accept_failures = 0, refused = 0, evicted = 0;
     std::uint64_t read_timeouts = 0, write_stalls = 0, reply_timeouts = 0;
     std::uint64_t listeners_refused = 0, listeners_dropped = 0;
-    std::uint64_t replies_abandoned = 0;  // for max_reply_bytes
+    std::uint64_t replies_abandoned = 0, replies_refused = 0;  // for max_reply_bytes
   };
 
   UnixServer(asio::io_context& io, std::string path, MessageHandler handler, Limits limits);
@@ -119,9 +123,9 @@ class UnixServer {
   void on_accept_error(const asio::error_code& ec);
   void remove(ClientId id);
   bool evict_one();
-  // Makes room for an answer of `cost` for `client` by abandoning the
-  // answers whose clients moved least recently.
-  void make_reply_room(std::size_t cost, ClientId client);
+  // Makes room for an answer of `cost` for `client` by abandoning idle
+  // answers, least recently moving first; false when there is not enough.
+  bool make_reply_room(std::size_t cost, ClientId client);
 
   asio::io_context& io_;
   std::string path_;

@@ -394,12 +394,7 @@ void Daemon::reply_records(ClientId client, Snapshot records, std::uint16_t tx_i
 }
 
 void Daemon::reply_error(ClientId client, std::uint16_t tx_id) {
-  // Clients read the code in their own byte order, as upstream writes it.
-  wire::StatusError e;
-  e.tx_id = tx_id;
-  std::uint16_t code = 1;
-  std::memcpy(e.code_raw.data(), &code, 2);
-  ipc_.reply(client, wire::encode(e));
+  ipc_.reply(client, wire::encode(wire::StatusError::failed(tx_id)));
 }
 
 void Daemon::event(std::uint8_t type, const Mac& source) {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -81,6 +82,15 @@ struct TxEnd {
 struct StatusError {
   std::uint16_t tx_id = 0;
   std::array<std::uint8_t, 2> code_raw{};
+  // The error a failed request gets: code 1, in this host's byte order as
+  // upstream writes it (clients read it in theirs).
+  static StatusError failed(std::uint16_t tx_id) {
+    StatusError e;
+    e.tx_id = tx_id;
+    const std::uint16_t code = 1;
+    std::memcpy(e.code_raw.data(), &code, 2);
+    return e;
+  }
 };
 struct ModeSwitch {
   std::uint8_t mode = 0;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <random>
 
+#include "store/store.hpp"
 #include "wire/packet.hpp"
 
 namespace alfred::ipc {
@@ -277,26 +278,28 @@ TEST_F(ServerFixture, FullTableEvictsTheClientIdleLongestButNoListener) {
   for (int fd : {listener, stalled, silent, fourth, fifth}) ::close(fd);
 }
 
-// Each answer keeps its records (and their list) alive while it is written:
-// what clients that stop reading hold together is bounded, the answer whose
-// client moved least recently going first, and an honest reader still gets
-// all of its answer.
+// Each answer keeps a list of its records while it is written: what clients
+// that stop reading hold together is bounded. Past the bound, idle answers
+// are abandoned (the least recently moving first) and an honest reader gets
+// all of its answer; when every answer is moving, the new one is refused
+// with an error rather than cutting off a reader.
 TEST_F(ServerFixture, AnswersHeldByStalledReadersAreBoundedInMemory) {
   answer = records_of_sizes(std::vector<std::size_t>(40, 50000));  // 2 MB
   UnixServerLimits l;
   l.max_reply_bytes = UnixServer::reply_cost(answer) * 5 / 2;
+  l.reply_evict_idle = 100ms;
   start(l, "replymem");
   std::vector<int> stalled;
   for (int k = 0; k < 3; ++k) {
     stalled.push_back(connect_client(path, 4096));
     send_all(stalled.back(), request_bytes(static_cast<std::uint16_t>(k + 1)));
-    run_for(60ms);
+    run_for(200ms);
   }
   ASSERT_TRUE(run_until([&] { return server->stats().replies_abandoned == 1; }, 1000ms));
   EXPECT_LE(server->reply_bytes(), l.max_reply_bytes);
   EXPECT_NE(drain(stalled[0]), "open") << "the one that moved least recently";
   EXPECT_EQ(drain(stalled[1]), "open");
-  // An honest reader: room is made for it too, and it reads all of it.
+  run_for(200ms);
   int honest = connect_client(path);
   send_all(honest, request_bytes(9));
   std::vector<std::uint8_t> got;
@@ -315,16 +318,62 @@ TEST_F(ServerFixture, AnswersHeldByStalledReadersAreBoundedInMemory) {
       3000ms));
   EXPECT_EQ(got, expected_answer(answer, 9));
   EXPECT_EQ(server->stats().replies_abandoned, 2u);
-  EXPECT_LE(server->reply_bytes(), l.max_reply_bytes);
   for (int fd : stalled) ::close(fd);
   ::close(honest);
   ASSERT_TRUE(run_until([&] { return server->client_count() == 0; }, 12000ms));
   EXPECT_EQ(server->reply_bytes(), 0u);
 }
 
-// The default bound holds every answer the store can make at once.
-TEST(UnixServerLimitsDefaults, OneAnswerOfAFullStoreFits) {
-  EXPECT_GE(UnixServerLimits{}.max_reply_bytes, std::size_t(40) << 20);
+TEST_F(ServerFixture, ANewAnswerIsRefusedWhenEveryHeldOneIsMoving) {
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  UnixServerLimits l;
+  l.max_reply_bytes = UnixServer::reply_cost(answer) * 3 / 2;
+  l.reply_evict_idle = 10000ms;  // the first answer counts as moving
+  start(l, "replyrefuse");
+  int first = connect_client(path, 4096);
+  send_all(first, request_bytes(1));
+  run_for(100ms);
+  int second = connect_client(path);
+  send_all(second, request_bytes(2));
+  std::vector<std::uint8_t> got;
+  ASSERT_TRUE(run_until(
+      [&] {
+        std::uint8_t buf[256];
+        ssize_t n = ::recv(second, buf, sizeof buf, 0);
+        if (n > 0) got.insert(got.end(), buf, buf + n);
+        return n == 0;
+      },
+      2000ms));
+  EXPECT_EQ(got, wire::encode(wire::StatusError::failed(2)));
+  EXPECT_EQ(server->stats().replies_refused, 1u);
+  EXPECT_EQ(server->stats().replies_abandoned, 0u);
+  EXPECT_EQ(drain(first), "open");
+  ::close(first);
+  ::close(second);
+}
+
+// A slow reader keeps no record the store has let go: what is replaced or
+// dropped while its answer is written is left out, and freed.
+TEST_F(ServerFixture, AnAnswerHoldsNoRecordTheStoreDropped) {
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  start(UnixServerLimits{}, "weakrefs");
+  int fd = connect_client(path, 4096);
+  send_all(fd, request_bytes(3));
+  run_for(100ms);
+  std::weak_ptr<const Record> last = answer.back();
+  answer.clear();  // "the store" drops them all
+  EXPECT_TRUE(last.expired()) << "the answer does not keep them alive";
+  std::size_t got = 0;
+  ASSERT_TRUE(run_until([&] { return drain(fd, &got) == "eof"; }, 3000ms));
+  EXPECT_GT(got, 0u);
+  EXPECT_LT(got, 40u * 50000u / 4) << "only what was written or batched before";
+  ::close(fd);
+}
+
+// The default bound holds the lists of 32 answers of a full store at once.
+TEST(UnixServerLimitsDefaults, ThirtyTwoAnswersOfAFullStoreFit) {
+  Snapshot full(StoreLimits{}.max_records);
+  EXPECT_GE(UnixServerLimits{}.max_reply_bytes, 32 * UnixServer::reply_cost(full));
 }
 
 TEST_F(ServerFixture, ListenerCapAndUnreadEventLimit) {
