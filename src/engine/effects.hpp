@@ -18,7 +18,11 @@ namespace alfred {
 
 // A periodic push (secondary to primary, primary to primary) or the answer to
 // a request. Answers go back the way the request came.
-enum class PushKind { Sync, Reply };
+// Sync: a periodic full sync. Prompt: what changed (or a secondary's data
+// for a primary it just adopted), sent soon after the change; the transport
+// delivers these reliably where it can, as they carry what is new. Reply: an
+// answer to a request.
+enum class PushKind { Sync, Prompt, Reply };
 
 class Effects {
  public:

@@ -161,13 +161,14 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
   if (mode_ == wire::Mode::Secondary && !best_server() && i->active) {
     best_ = {i->name, from.mac};
     fx_.log("adopted primary " + describe(from) + " on its first announcement");
-    push_local(Route{i->name, from.addr, from.mac, 0}, store_.snapshot(Source::Local));
+    push_local(Route{i->name, from.addr, from.mac, 0}, store_.snapshot(Source::Local),
+               PushKind::Prompt);
   }
 }
 
-void Engine::push_local(const Route& to, Snapshot records) {
+void Engine::push_local(const Route& to, Snapshot records, PushKind kind) {
   if (!records.empty())
-    fx_.send_push(to, wire::PushEncoder(std::move(records), random_id_(), false), PushKind::Sync);
+    fx_.send_push(to, wire::PushEncoder(std::move(records), random_id_(), false), kind);
 }
 
 void Engine::handle_request(const Route& from, const wire::Request& req, TimePoint now) {
@@ -388,7 +389,7 @@ void Engine::sync_primaries(std::shared_ptr<const Snapshot> snap, bool periodic,
   for (std::size_t k = 0; k < n; ++k) {
     if (periodic) servers[order[k]]->last_full_sync = now;
     fx_.send_push(targets[order[k]], wire::PushEncoder::shared(snap, random_id_(), false),
-                  PushKind::Sync);
+                  periodic ? PushKind::Sync : PushKind::Prompt);
   }
 }
 
@@ -585,7 +586,7 @@ void Engine::on_sync_tick(TimePoint now) {
     choose_best_server();
     if (auto best = best_server()) {
       const Iface* i = find_iface(best->iface);
-      if (i && i->active) push_local(*best, store_.snapshot(Source::Local));
+      if (i && i->active) push_local(*best, store_.snapshot(Source::Local), PushKind::Sync);
     }
   }
   prompt_keys_.clear();  // the full sync carries them
@@ -628,7 +629,7 @@ void Engine::on_timer(TimePoint now) {
       if (i && i->active) {
         fx_.log("prompt push of " + std::to_string(keys.size()) + " changed record(s) to " +
                 describe(*best));
-        push_local(*best, store_.snapshot_of(keys, Source::Local));
+        push_local(*best, store_.snapshot_of(keys, Source::Local), PushKind::Prompt);
       }
     }
   }

@@ -122,7 +122,7 @@ class Engine {
   void announce(const Iface& i);
   // A secondary's push of its own records (the tick's, an adoption's, a
   // prompt one); nothing when there are none.
-  void push_local(const Route& to, Snapshot records);
+  void push_local(const Route& to, Snapshot records, PushKind kind);
   void update_tq();
   // While a primary table was full in the last period: what batman-adv knows
   // is in the mesh, so that real primaries get in past forged ones.

@@ -363,16 +363,24 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
       log_verbose("tcp: requester went away before the answer");
     return;
   }
-  // Only what would fragment goes by TCP; small transactions stay datagrams.
-  if (kind == PushKind::Sync && opts_.tcp &&
-      transaction.total_size() > wire::kUnfragmentedPayload &&
-      !tcp_.udp_only(to.iface, to.addr)) {
-    if (tcp_.push_busy(to.iface, to.addr)) {
+  // Periodic syncs go by TCP only where they would fragment; small ones stay
+  // datagrams, and a lost one is repeated next period. What changed goes by
+  // TCP whatever its size, so that one lost frame does not hold it back a
+  // whole period: it is sent only on a change, so the handshake it costs is
+  // per change, not per period.
+  bool by_tcp = opts_.tcp && !tcp_.udp_only(to.iface, to.addr) &&
+                ((kind == PushKind::Sync && transaction.total_size() > wire::kUnfragmentedPayload) ||
+                 kind == PushKind::Prompt);
+  if (by_tcp) {
+    if (!tcp_.push_busy(to.iface, to.addr)) {
+      tcp_.push(to, std::move(transaction));
+      return;
+    }
+    if (kind == PushKind::Sync) {
       log_verbose("tcp: earlier pushes to " + to_string(to.addr) + " still running, skipping");
       return;
     }
-    tcp_.push(to, std::move(transaction));
-    return;
+    // A change must not wait behind a long sync: it goes as datagrams.
   }
   if (LinkSocket* l = link(to.iface))
     l->send(to.addr, std::move(transaction),

@@ -198,7 +198,7 @@ TEST_F(EngineFixture, SecondaryPushesLocalDataToBestPrimary) {
   EXPECT_EQ(engine->best_server()->mac, mac_of(2));
   ASSERT_EQ(fx.pushes.size(), 1u);
   EXPECT_EQ(fx.pushes[0].to.mac, mac_of(2));
-  EXPECT_EQ(fx.pushes[0].kind, PushKind::Sync);
+  EXPECT_EQ(fx.pushes[0].kind, PushKind::Prompt);
   EXPECT_EQ(fx.pushes[0].packets.size(), 2u);  // data + txend
   announce(3);
   EXPECT_EQ(fx.pushes.size(), 1u);
@@ -310,6 +310,7 @@ TEST_F(EngineFixture, PrimaryForwardsFreshFirstHandChangesPromptly) {
   engine->on_timer(T0 + 1300ms);
   ASSERT_EQ(fx.pushes.size(), 1u);
   EXPECT_EQ(fx.pushes[0].to.mac, mac_of(3));
+  EXPECT_EQ(fx.pushes[0].kind, PushKind::Prompt);
   auto decoded = wire::decode(fx.pushes[0].packets[0]);
   auto& p = std::get<wire::PushData>(decoded.packet);
   ASSERT_EQ(p.records.size(), 1u);  // only the fresh first-hand record
@@ -336,6 +337,7 @@ TEST_F(EngineFixture, SecondaryPushesItsSetsPromptlyAndCoalesced) {
   engine->on_timer(T0 + 100ms);
   ASSERT_EQ(fx.pushes.size(), 1u);
   EXPECT_EQ(fx.pushes[0].to.mac, mac_of(3));
+  EXPECT_EQ(fx.pushes[0].kind, PushKind::Prompt) << "what changed: by TCP where it can";
   auto d = wire::decode(fx.pushes[0].packets[0]);
   auto& p = std::get<wire::PushData>(d.packet);
   ASSERT_EQ(p.records.size(), 4u);  // the four records, latest values
@@ -344,7 +346,8 @@ TEST_F(EngineFixture, SecondaryPushesItsSetsPromptlyAndCoalesced) {
   engine->ipc_set_data(client_push(64, "again"), T0 + 200ms);
   EXPECT_EQ(engine->next_deadline(), T0 + 300ms);
   engine->on_sync_tick(T0 + 250ms);
-  EXPECT_EQ(fx.pushes.size(), 2u);
+  ASSERT_EQ(fx.pushes.size(), 2u);
+  EXPECT_EQ(fx.pushes[1].kind, PushKind::Sync);
   EXPECT_FALSE(engine->next_deadline());
   // Data a secondary gets in answers is not pushed back.
   engine->ipc_request(ClientId{1}, wire::Request{70, 5}, T0 + 300ms);

@@ -132,7 +132,11 @@ void SimNode::send_packet(const Route& to, std::vector<std::uint8_t> packet) {
 }
 
 void SimNode::send_push(const Route& to, wire::PushEncoder tx, PushKind kind) {
-  bool reliable = sim_.tcp() && (kind == PushKind::Reply ? to.stream != 0 : tx.total_size() > wire::kUnfragmentedPayload);
+  // As the daemon does: replies on the stream they were asked on, changes by
+  // TCP, periodic syncs by TCP only where they would fragment.
+  bool reliable = sim_.tcp() && (kind == PushKind::Reply    ? to.stream != 0
+                                 : kind == PushKind::Prompt ? true
+                                                            : tx.total_size() > wire::kUnfragmentedPayload);
   std::vector<std::uint8_t> p;
   while (tx.next(p)) sim_.deliver(id_, to, p, reliable);
 }
