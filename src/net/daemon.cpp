@@ -372,15 +372,16 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
                 ((kind == PushKind::Sync && transaction.total_size() > wire::kUnfragmentedPayload) ||
                  kind == PushKind::Prompt);
   if (by_tcp) {
-    if (!tcp_.push_busy(to.iface, to.addr)) {
+    // A change does not wait for (nor skip) a push still running: it gets a
+    // connection of its own, within the per-peer limits (past them, UDP).
+    // Two changes in flight to one peer may then arrive out of order; the
+    // next full sync repairs that.
+    if (kind == PushKind::Prompt || !tcp_.push_busy(to.iface, to.addr)) {
       tcp_.push(to, std::move(transaction));
       return;
     }
-    if (kind == PushKind::Sync) {
-      log_verbose("tcp: earlier pushes to " + to_string(to.addr) + " still running, skipping");
-      return;
-    }
-    // A change must not wait behind a long sync: it goes as datagrams.
+    log_verbose("tcp: earlier pushes to " + to_string(to.addr) + " still running, skipping");
+    return;
   }
   if (LinkSocket* l = link(to.iface))
     l->send(to.addr, std::move(transaction),
