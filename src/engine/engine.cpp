@@ -599,6 +599,7 @@ void Engine::on_sync_tick(TimePoint now) {
 }
 
 void Engine::expire(TimePoint now) {
+  requests_.expire(now);
   auto gone = store_.expire(now);
   if (update_command_) changed_types_ |= gone;
   for (auto& i : ifaces_)

@@ -4,8 +4,14 @@
 
 namespace alfred {
 
+void RequestBudget::expire(TimePoint now) {
+  auto full_after = std::chrono::duration_cast<Duration>(limits_.refill * limits_.burst);
+  while (!by_age_.empty() && now - by_age_.begin()->first >= full_after) forget_idlest();
+}
+
 RequestBudget::Verdict RequestBudget::admit(const std::string& iface, const Mac& source,
                                             std::size_t bytes, bool known, TimePoint now) {
+  expire(now);  // amortised: each source is forgotten once
   SourceKey key{iface, source};
   auto it = buckets_.find(key);
   if (it == buckets_.end()) {

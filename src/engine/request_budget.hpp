@@ -47,6 +47,11 @@ class RequestBudget {
   Verdict admit(const std::string& iface, const Mac& source, std::size_t bytes, bool known,
                TimePoint now);
 
+  // Forgets sources whose buckets have refilled (idle for burst x refill):
+  // a full bucket and a forgotten one answer the same, so what a flood of
+  // requests from many sources leaves behind goes once it stops.
+  void expire(TimePoint now);
+
   std::size_t sources() const { return buckets_.size(); }
   std::uint64_t refused() const { return refused_; }
 

@@ -788,6 +788,30 @@ TEST_F(EngineFixture, SyncBudgetRotatesThroughThePrimaries) {
 }
 
 
+// What a flood of requests from many sources leaves in the budget goes once
+// the buckets have refilled (the datagram fuzzer's heap mode found 46 KB of
+// buckets kept after everything else had expired).
+TEST(RequestBudgetExpiry, IdleSourcesAreForgottenOnceTheirBucketsRefilled) {
+  RequestBudget b;
+  for (int s = 0; s < 500; ++s) b.admit("mesh0", mac_of(s), 0, false, T0);
+  EXPECT_EQ(b.sources(), 500u);
+  b.expire(T0 + 1s);
+  EXPECT_EQ(b.sources(), 500u) << "not yet refilled: still limiting";
+  b.admit("mesh0", mac_of(1), 0, false, T0 + 1s);
+  b.expire(T0 + 2s);
+  EXPECT_EQ(b.sources(), 1u) << "only the one used at 1 s is left";
+  b.expire(T0 + 4s);
+  EXPECT_EQ(b.sources(), 0u);
+  // A source that spent its burst is still limited until it refilled.
+  for (int k = 0; k < 40; ++k) b.admit("mesh0", mac_of(7), 0, true, T0 + 10s);
+  b.expire(T0 + 10s + 100ms);
+  EXPECT_EQ(b.admit("mesh0", mac_of(7), 0, true, T0 + 10s + 100ms), RequestBudget::Verdict::Answer);
+  EXPECT_EQ(b.admit("mesh0", mac_of(7), 0, true, T0 + 10s + 100ms),
+            RequestBudget::Verdict::Answer);
+  EXPECT_EQ(b.admit("mesh0", mac_of(7), 0, true, T0 + 10s + 100ms),
+            RequestBudget::Verdict::SourceLimited);
+}
+
 // Strangers spending the reply budget do not shut out nodes whose data we
 // hold (our secondaries, other primaries).
 TEST_F(EngineFixture, KnownSourcesKeepABudgetOfTheirOwn) {
