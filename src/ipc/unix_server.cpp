@@ -77,7 +77,10 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     if (!begin_reply()) return;
     held_ = reply_cost(records);
     server_.reply_bytes_ += held_;
-    records_.assign(records.begin(), records.end());
+    records_.clear();
+    records_.reserve(records.size());
+    for (const auto& r : records) records_.push_back({r, r->type, r->source});
+    reply_started_ = Clock::now();
     next_record_ = 0;
     tx_id_ = tx_id;
     seqno_ = 0;
@@ -129,6 +132,7 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   State state() const { return state_; }
   TimePoint last_progress() const { return last_progress_; }
   std::size_t held() const { return held_; }
+  TimePoint reply_started() const { return reply_started_; }
   ClientId id() const { return id_; }
   std::size_t buffered() const { return out_.size() + queued_.size() + framer_.buffered(); }
 
@@ -283,8 +287,12 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
     batch_.clear();
     while (next_record_ < records_.size() && out_.size() < kCopyBatch && bytes < kBatchBytes &&
            pieces_.size() + 2 <= kMaxPieces) {
-      RecordPtr held = records_[next_record_++].lock();
-      if (!held) continue;  // replaced or dropped since the request
+      const Ref& ref = records_[next_record_++];
+      RecordPtr held = ref.record.lock();
+      // Replaced since the request: its current version, as a request made
+      // now would get; dropped: left out.
+      if (!held && server_.lookup_) held = server_.lookup_(ref.type, ref.source);
+      if (!held) continue;
       const Record& r = *held;
       const bool in_place = r.data.size() >= kInPlaceFrom;
       std::size_t start = wire::encode_push_header(out_, tx_id_, seqno_++);
@@ -374,7 +382,13 @@ class UnixServer::Client : public std::enable_shared_from_this<UnixServer::Clien
   std::uint64_t sent_ = 0;
   bool writing_ = false;
   bool close_after_ = false;
-  std::vector<std::weak_ptr<const Record>> records_;
+  struct Ref {
+    std::weak_ptr<const Record> record;
+    std::uint8_t type;
+    Mac source;
+  };
+  std::vector<Ref> records_;
+  TimePoint reply_started_{};
   Snapshot batch_;        // the records the current batch writes from
   std::size_t held_ = 0;  // what records_ counts against max_reply_bytes
   std::size_t next_record_ = 0;
@@ -512,26 +526,33 @@ void UnixServer::reply(ClientId client, std::vector<std::uint8_t> bytes) {
 }
 
 std::size_t UnixServer::reply_cost(const Snapshot& records) {
-  return records.size() * sizeof(std::weak_ptr<const Record>);
+  return records.size() * (sizeof(std::weak_ptr<const Record>) + 8);  // + type and source
 }
 
 bool UnixServer::make_reply_room(std::size_t cost, ClientId client) {
   while (reply_bytes_ + cost > limits_.max_reply_bytes) {
     TimePoint now = Clock::now();
-    std::shared_ptr<Client> victim;
+    std::shared_ptr<Client> victim;  // idle: the least recently moving
+    std::shared_ptr<Client> oldest;  // running long: the longest running
     for (auto& [id, c] : clients_) {
-      if (id == client || c->held() == 0 || now - c->last_progress() < limits_.reply_evict_idle)
-        continue;
-      if (!victim || c->last_progress() < victim->last_progress()) victim = c;
+      if (id == client || c->held() == 0) continue;
+      if (now - c->last_progress() >= limits_.reply_evict_idle) {
+        if (!victim || c->last_progress() < victim->last_progress()) victim = c;
+      } else if (now - c->reply_started() >= limits_.reply_evict_age) {
+        if (!oldest || c->reply_started() < oldest->reply_started()) oldest = c;
+      }
     }
+    if (!victim) victim = oldest;
     // Alone, an answer fits: the bound holds the largest store's list.
     if (!victim) return reply_bytes_ == 0;
     ++stats_.replies_abandoned;
     auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - victim->last_progress());
+    auto running = std::chrono::duration_cast<std::chrono::milliseconds>(now - victim->reply_started());
     stall_log_.log("unix answers hold " + std::to_string(reply_bytes_) + " bytes of record lists (limit " +
                        std::to_string(limits_.max_reply_bytes) + "): abandoning the answer to client " +
-                       std::to_string(victim->id()) + ", idle for " + std::to_string(idle.count()) +
-                       " ms",
+                       std::to_string(victim->id()) + ", running for " +
+                       std::to_string(running.count()) + " ms, idle for " +
+                       std::to_string(idle.count()) + " ms",
                    true);
     victim->close();
   }

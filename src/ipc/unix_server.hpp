@@ -35,16 +35,20 @@ struct UnixServerLimits {
   std::chrono::milliseconds reply_timeout{60000};
   std::size_t max_listener_backlog = 16 * 1024;  // unread event bytes we hold
   // What the answers being written may hold together. An answer keeps a
-  // list of weak references to its records (16 bytes a record), not the
-  // records: one the store replaces or drops while the answer is written is
-  // left out (as if the request had come later), so a slow reader never
-  // keeps old data alive beyond the batch being written. 512 clients that
-  // never read an answer of 32,768 records held 256 MB of lists; 16 MiB
-  // holds 32 such answers at once. Past it, answers whose clients have not
-  // moved for reply_evict_idle are abandoned, least recently moving first;
+  // list of weak references to its records (24 bytes a record with its
+  // key), not the records: one the store replaces while the answer is
+  // written is looked up again (set_lookup), its current version sent, and
+  // one it dropped is left out, so a slow reader never keeps old data alive
+  // beyond the batch being written. 512 clients that never read an answer
+  // of 32,768 records held 256 MB of lists; 16 MiB holds 21 such answers at
+  // once. Past it, answers are abandoned to make room: first those whose
+  // clients have not moved for reply_evict_idle (least recently moving
+  // first), then those running for reply_evict_age (longest running first:
+  // a local answer takes milliseconds, so these are readers that trickle);
   // if that is not enough, the new answer is refused with an error.
   std::size_t max_reply_bytes = 16u << 20;
   std::chrono::milliseconds reply_evict_idle{1000};
+  std::chrono::milliseconds reply_evict_age{5000};
   // SO_SNDBUF of every client socket (the kernel doubles it): what the kernel
   // holds for a client that does not read, whatever net.core.wmem_default
   // says, and what lets a stalled reader be noticed.
@@ -79,6 +83,8 @@ class UnixServer {
 
   // Called with one complete message (TLV header included).
   using MessageHandler = std::function<void(ClientId, std::span<const std::uint8_t>)>;
+  // The record now stored under (type, source), or nullptr.
+  using RecordLookup = std::function<RecordPtr(std::uint8_t type, const Mac& source)>;
 
   struct Stats {
     std::uint64_t accepted = 0, accept_failures = 0, refused = 0, evicted = 0;
@@ -93,6 +99,9 @@ class UnixServer {
   ~UnixServer();
 
   bool open(std::string& error);
+  // Where an answer finds the current version of a record replaced since
+  // its request (without one, such a record is left out).
+  void set_lookup(RecordLookup lookup) { lookup_ = std::move(lookup); }
   void close();
 
   // Replies; each ends the client's connection once written.
@@ -140,6 +149,7 @@ class UnixServer {
   bool bound_ = false;
   Stats stats_;
   std::size_t reply_bytes_ = 0;
+  RecordLookup lookup_;
   LogThrottle accept_log_, refuse_log_, listener_log_, stall_log_;
 };
 

@@ -77,6 +77,7 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
           std::chrono::duration<double>(options.sync_period))) {
   if (options.ipv4) group4_ = asio::ip::address_v4(ntohl(options.ipv4_group));
   set_verbose(options.verbose);
+  ipc_.set_lookup([this](std::uint8_t type, const Mac& source) { return engine_.store().get(source, type); });
 }
 
 Daemon::~Daemon() = default;

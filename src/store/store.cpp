@@ -248,6 +248,11 @@ const Record* Store::find(const Mac& source, std::uint8_t type) const {
   return it == entries_.end() ? nullptr : it->second.record.get();
 }
 
+RecordPtr Store::get(const Mac& source, std::uint8_t type) const {
+  auto it = entries_.find(Key{type, source});
+  return it == entries_.end() ? nullptr : it->second.record;
+}
+
 std::optional<Source> Store::source_of(const Mac& source, std::uint8_t type) const {
   auto it = entries_.find(Key{type, source});
   if (it == entries_.end()) return std::nullopt;

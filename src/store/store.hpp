@@ -100,6 +100,7 @@ class Store {
   bool has_sender(const Mac& sender) const { return senders_.count(sender) != 0; }
   const Limits& limits() const { return limits_; }
   const Record* find(const Mac& source, std::uint8_t type) const;
+  RecordPtr get(const Mac& source, std::uint8_t type) const;  // shared, or nullptr
   std::optional<Source> source_of(const Mac& source, std::uint8_t type) const;
 
  private:

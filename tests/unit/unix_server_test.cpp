@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "store/store.hpp"
@@ -352,6 +353,103 @@ TEST_F(ServerFixture, ANewAnswerIsRefusedWhenEveryHeldOneIsMoving) {
   ::close(second);
 }
 
+// The review's slow-reader attack: clients that read a trickle never look
+// idle; once they have run for reply_evict_age they give way too, so a new
+// request is not refused for as long as they keep trickling.
+TEST_F(ServerFixture, TrickleReadersGiveWayOnceTheyRunLong) {
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  UnixServerLimits l;
+  l.max_reply_bytes = UnixServer::reply_cost(answer) * 3 / 2;
+  l.reply_evict_idle = 10000ms;
+  l.reply_evict_age = 300ms;
+  start(l, "replyage");
+  int trickle = connect_client(path, 4096);
+  send_all(trickle, request_bytes(1));
+  auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < 400ms) {
+    run_for(20ms);
+    std::uint8_t b[16];
+    (void)::recv(trickle, b, sizeof b, 0);  // keeps moving, slowly
+  }
+  int honest = connect_client(path);
+  send_all(honest, request_bytes(2));
+  std::vector<std::uint8_t> got;
+  ASSERT_TRUE(run_until(
+      [&] {
+        std::uint8_t buf[65536];
+        for (;;) {
+          ssize_t n = ::recv(honest, buf, sizeof buf, 0);
+          if (n > 0) {
+            got.insert(got.end(), buf, buf + n);
+            continue;
+          }
+          return n == 0;
+        }
+      },
+      3000ms));
+  EXPECT_EQ(got, expected_answer(answer, 2));
+  EXPECT_EQ(server->stats().replies_abandoned, 1u);
+  EXPECT_EQ(server->stats().replies_refused, 0u);
+  EXPECT_NE(drain(trickle), "open");
+  ::close(trickle);
+  ::close(honest);
+}
+
+// A record replaced while its answer is being written is sent in its
+// current version, as a request made then would get it.
+TEST_F(ServerFixture, ARecordReplacedMidAnswerIsSentAsItIsNow) {
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  std::map<std::pair<std::uint8_t, Mac>, RecordPtr> current;
+  start(UnixServerLimits{}, "lookup");
+  server->set_lookup([&](std::uint8_t type, const Mac& source) -> RecordPtr {
+    auto it = current.find({type, source});
+    return it == current.end() ? nullptr : it->second;
+  });
+  int fd = connect_client(path, 4096);
+  send_all(fd, request_bytes(4));
+  run_for(100ms);
+  // Every record replaced by a new version of another size; the old ones go.
+  Snapshot replaced = records_of_sizes(std::vector<std::size_t>(40, 700));
+  for (const auto& r : replaced) current[{r->type, r->source}] = r;
+  Snapshot old = answer;
+  answer.clear();
+  std::weak_ptr<const Record> gone = old.back();
+  old.clear();
+  EXPECT_TRUE(gone.expired());
+  std::vector<std::uint8_t> got;
+  ASSERT_TRUE(run_until(
+      [&] {
+        std::uint8_t buf[65536];
+        for (;;) {
+          ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+          if (n > 0) {
+            got.insert(got.end(), buf, buf + n);
+            continue;
+          }
+          return n == 0;
+        }
+      },
+      3000ms));
+  // Whatever was batched before the change is old, the rest is the new
+  // version: every packet decodes, seqnos run on, the last record is new.
+  std::size_t pos = 0, packets = 0, new_ones = 0;
+  while (pos + 4 <= got.size()) {
+    std::size_t len = 4 + (got[pos + 2] << 8 | got[pos + 3]);
+    ASSERT_LE(pos + len, got.size());
+    auto d = wire::decode(std::span<const std::uint8_t>(got.data() + pos, len));
+    ASSERT_TRUE(d.ok) << d.error;
+    auto& p = std::get<wire::PushData>(d.packet);
+    EXPECT_EQ(p.seqno, packets);
+    new_ones += p.records.at(0).data.size() == 700;
+    pos += len;
+    ++packets;
+  }
+  EXPECT_EQ(pos, got.size());
+  EXPECT_EQ(packets, 40u);
+  EXPECT_GT(new_ones, 30u);
+  ::close(fd);
+}
+
 // A slow reader keeps no record the store has let go: what is replaced or
 // dropped while its answer is written is left out, and freed.
 TEST_F(ServerFixture, AnAnswerHoldsNoRecordTheStoreDropped) {
@@ -370,10 +468,10 @@ TEST_F(ServerFixture, AnAnswerHoldsNoRecordTheStoreDropped) {
   ::close(fd);
 }
 
-// The default bound holds the lists of 32 answers of a full store at once.
-TEST(UnixServerLimitsDefaults, ThirtyTwoAnswersOfAFullStoreFit) {
+// The default bound holds the lists of 20 answers of a full store at once.
+TEST(UnixServerLimitsDefaults, TwentyAnswersOfAFullStoreFit) {
   Snapshot full(StoreLimits{}.max_records);
-  EXPECT_GE(UnixServerLimits{}.max_reply_bytes, 32 * UnixServer::reply_cost(full));
+  EXPECT_GE(UnixServerLimits{}.max_reply_bytes, 20 * UnixServer::reply_cost(full));
 }
 
 TEST_F(ServerFixture, ListenerCapAndUnreadEventLimit) {
