@@ -3,6 +3,7 @@
 #include <sys/capability.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -506,6 +507,14 @@ void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer
   if (timed_out && silent_.size() >= 1024 && !silent_.count({iface, peer})) silent_.clear();
   if (timed_out && ++silent_[{iface, peer}] < 2) return;
   silent_.erase({iface, peer});
+  // Bounded too: past 4,096 peers the mark that ends soonest goes (that
+  // peer only gets one more TCP attempt). Announcements from rotating
+  // addresses would otherwise leave an entry each for 5 minutes.
+  if (udp_only_until_.size() >= 4096 && !udp_only_until_.count({iface, peer})) {
+    auto soonest = std::min_element(udp_only_until_.begin(), udp_only_until_.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+    udp_only_until_.erase(soonest);
+  }
   udp_only_until_[{iface, peer}] = Clock::now() + limits_.udp_only_for;
   log_verbose("tcp: " + describe(iface, peer) + " treated as UDP-only for " +
               std::to_string(limits_.udp_only_for.count()) + " s (" + why + ")");
