@@ -132,6 +132,19 @@ struct ServerFixture : ::testing::Test {
     io.restart();
     io.run_for(d);
   }
+  // Reads everything the server sends on `fd` into `got` until it closes.
+  bool read_to_eof(int fd, std::vector<std::uint8_t>& got, std::chrono::milliseconds limit) {
+    return run_until(
+        [&] {
+          std::uint8_t buf[65536];
+          for (;;) {
+            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return n == 0;
+            got.insert(got.end(), buf, buf + n);
+          }
+        },
+        limit);
+  }
   template <class Pred>
   bool run_until(Pred pred, std::chrono::milliseconds limit) {
     auto end = std::chrono::steady_clock::now() + limit;
@@ -304,19 +317,7 @@ TEST_F(ServerFixture, AnswersHeldByStalledReadersAreBoundedInMemory) {
   int honest = connect_client(path);
   send_all(honest, request_bytes(9));
   std::vector<std::uint8_t> got;
-  ASSERT_TRUE(run_until(
-      [&] {
-        std::uint8_t buf[65536];
-        for (;;) {
-          ssize_t n = ::recv(honest, buf, sizeof buf, 0);
-          if (n > 0) {
-            got.insert(got.end(), buf, buf + n);
-            continue;
-          }
-          return n == 0;
-        }
-      },
-      3000ms));
+  ASSERT_TRUE(read_to_eof(honest, got, 3000ms));
   EXPECT_EQ(got, expected_answer(answer, 9));
   EXPECT_EQ(server->stats().replies_abandoned, 2u);
   for (int fd : stalled) ::close(fd);
@@ -337,14 +338,7 @@ TEST_F(ServerFixture, ANewAnswerIsRefusedWhenEveryHeldOneIsMoving) {
   int second = connect_client(path);
   send_all(second, request_bytes(2));
   std::vector<std::uint8_t> got;
-  ASSERT_TRUE(run_until(
-      [&] {
-        std::uint8_t buf[256];
-        ssize_t n = ::recv(second, buf, sizeof buf, 0);
-        if (n > 0) got.insert(got.end(), buf, buf + n);
-        return n == 0;
-      },
-      2000ms));
+  ASSERT_TRUE(read_to_eof(second, got, 2000ms));
   EXPECT_EQ(got, wire::encode(wire::StatusError::failed(2)));
   EXPECT_EQ(server->stats().replies_refused, 1u);
   EXPECT_EQ(server->stats().replies_abandoned, 0u);
@@ -374,19 +368,7 @@ TEST_F(ServerFixture, TrickleReadersGiveWayOnceTheyRunLong) {
   int honest = connect_client(path);
   send_all(honest, request_bytes(2));
   std::vector<std::uint8_t> got;
-  ASSERT_TRUE(run_until(
-      [&] {
-        std::uint8_t buf[65536];
-        for (;;) {
-          ssize_t n = ::recv(honest, buf, sizeof buf, 0);
-          if (n > 0) {
-            got.insert(got.end(), buf, buf + n);
-            continue;
-          }
-          return n == 0;
-        }
-      },
-      3000ms));
+  ASSERT_TRUE(read_to_eof(honest, got, 3000ms));
   EXPECT_EQ(got, expected_answer(answer, 2));
   EXPECT_EQ(server->stats().replies_abandoned, 1u);
   EXPECT_EQ(server->stats().replies_refused, 0u);
@@ -417,19 +399,7 @@ TEST_F(ServerFixture, ARecordReplacedMidAnswerIsSentAsItIsNow) {
   old.clear();
   EXPECT_TRUE(gone.expired());
   std::vector<std::uint8_t> got;
-  ASSERT_TRUE(run_until(
-      [&] {
-        std::uint8_t buf[65536];
-        for (;;) {
-          ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-          if (n > 0) {
-            got.insert(got.end(), buf, buf + n);
-            continue;
-          }
-          return n == 0;
-        }
-      },
-      3000ms));
+  ASSERT_TRUE(read_to_eof(fd, got, 3000ms));
   // Whatever was batched before the change is old, the rest is the new
   // version: every packet decodes, seqnos run on, the last record is new.
   std::size_t pos = 0, packets = 0, new_ones = 0;
