@@ -24,6 +24,8 @@ TransactionTable::Transaction* TransactionTable::find(const Key& key) {
   return it == table_.end() ? nullptr : &it->second;
 }
 
+bool TransactionTable::contains(const Key& key) const { return table_.count(key) != 0; }
+
 TransactionTable::Transaction* TransactionTable::create(const Key& key, TimePoint now) {
   if (table_.count(key)) return nullptr;
   if (count_of(key.peer) >= limits_.max_per_peer) return nullptr;

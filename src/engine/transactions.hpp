@@ -76,6 +76,7 @@ class TransactionTable {
   explicit TransactionTable(Limits limits) : limits_(limits) {}
 
   Transaction* find(const Key& key);
+  bool contains(const Key& key) const;
   // nullptr when the key exists already or a limit is reached. When the
   // table is full, the oldest transaction of the peer holding the most is
   // dropped to make room, unless that is the asking peer itself.

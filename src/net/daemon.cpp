@@ -35,6 +35,17 @@ EngineConfig engine_config(const cli::Options& o) {
   return c;
 }
 
+TcpLimits tcp_limits(const cli::Options& o) {
+  TcpLimits l;
+  // A session with nothing sent for three periods (at least two minutes)
+  // serves a peer we no longer sync with; it is closed.
+  double seconds = std::max(o.sync_period, 0.0);
+  l.session.idle_close = std::max<Duration>(
+      std::chrono::seconds(120),
+      std::chrono::duration_cast<Duration>(std::chrono::duration<double>(3 * seconds)));
+  return l;
+}
+
 constexpr std::size_t kMaxUnresolved = 256;
 constexpr std::size_t kMaxUnresolvedBytes = 4u << 20;
 constexpr std::chrono::milliseconds kArpWait{1000};
@@ -64,8 +75,11 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
                [this](const std::string& iface, const PeerAddress& peer) {
                  return peer_mac(iface, peer);
                },
-               [this](const PeerAddress& a) { return is_own_address(a); }},
-           TcpLimits{}),
+               [this](const PeerAddress& a) { return is_own_address(a); },
+               [this](const Mac& peer, std::uint16_t id) {
+                 return engine_.transactions().contains({peer, id});
+               }},
+           tcp_limits(options)),
       ipc_(io, options.unix_path,
            [this](ClientId c, std::span<const std::uint8_t> m) { on_ipc(c, m); }),
       sync_timer_(io),
@@ -364,12 +378,19 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
       log_verbose("tcp: requester went away before the answer");
     return;
   }
-  // Periodic syncs go by TCP only where they would fragment; small ones stay
-  // datagrams, and a lost one is repeated next period. What changed goes by
-  // TCP whatever its size, so that one lost frame does not hold it back a
-  // whole period: it is sent only on a change, so the handshake it costs is
-  // per change, not per period.
-  bool by_tcp = opts_.tcp && !tcp_.udp_only(to.iface, to.addr) &&
+  // With -t everything for a peer goes on its session, whatever the size:
+  // acknowledged, and resent if the session breaks.
+  bool tcp = opts_.tcp && !tcp_.udp_only(to.iface, to.addr);
+  if (tcp && !tcp_.legacy(to.iface, to.addr)) {
+    tcp_.session_push(to, std::move(transaction), kind == PushKind::Sync);
+    return;
+  }
+  // A 2016-framing peer: one connection per transaction. Periodic syncs go
+  // by TCP only where they would fragment; small ones stay datagrams, and a
+  // lost one is repeated next period. What changed goes by TCP whatever its
+  // size, so that one lost frame does not hold it back a whole period: it is
+  // sent only on a change, so the handshake it costs is per change.
+  bool by_tcp = tcp &&
                 ((kind == PushKind::Sync && transaction.total_size() > wire::kUnfragmentedPayload) ||
                  kind == PushKind::Prompt);
   if (by_tcp) {
@@ -393,7 +414,8 @@ void Daemon::forward_request(const Route& to, const wire::Request& request) {
   // The answer to a request is usually what would fragment, so with -t the
   // request goes on a stream the answer can come back on.
   if (opts_.tcp && !tcp_.udp_only(to.iface, to.addr)) {
-    tcp_.request(to, request);
+    if (tcp_.legacy(to.iface, to.addr)) tcp_.request(to, request);
+    else tcp_.session_request(to, request);
     return;
   }
   send_packet(to, wire::encode(request));

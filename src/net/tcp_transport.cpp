@@ -8,8 +8,10 @@
 #include <cstring>
 #include <deque>
 
+#include "link/session_responder.hpp"
 #include "net/log.hpp"
 #include "sys/privileges.hpp"
+#include "wire/session_frames.hpp"
 #include "wire/stream_reader.hpp"
 
 namespace alfred::net {
@@ -47,14 +49,55 @@ std::string describe(const std::string& iface, const PeerAddress& peer) {
   return to_string(peer) + "%" + iface;
 }
 
+std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+
 }  // namespace
+
+// A session we open to a peer: the sans-I/O link and the connection it
+// currently runs on. The link's requests are carried out here.
+struct TcpTransport::Peer final : link::SessionEvents {
+  Peer(TcpTransport& t, Route r, std::uint32_t seed)
+      : t(t), to(std::move(r)), link(*this, t.limits_.session, seed) {}
+
+  void open_connection() override { t.open_session(*this); }
+  void close_connection(std::string_view why) override;
+  void wake() override;
+  void push_by_udp(wire::PushEncoder tx) override { t.cb_.push_by_udp(to, std::move(tx)); }
+  void push_by_legacy(wire::PushEncoder tx) override { t.push(to, std::move(tx)); }
+  void request_by_udp(const wire::Request& r) override { t.cb_.request_by_udp(to, r); }
+  void request_by_legacy(const wire::Request& r) override { t.request(to, r); }
+  void learned(bool speaks_sessions) override {
+    PeerKey key{to.iface, to.addr};
+    if (speaks_sessions) {
+      ++t.stats_.sessions_up;
+      t.legacy_until_.erase(key);
+    } else {
+      t.mark_legacy(key);
+    }
+  }
+  void log(std::string_view line) override {
+    if (!verbose()) return;
+    if (conn_id)
+      log_verbose("tcp " + std::to_string(conn_id) + ": " + std::string(line));
+    else
+      log_verbose("tcp session " + describe(to.iface, to.addr) + ": " + std::string(line));
+  }
+
+  TcpTransport& t;
+  Route to;
+  link::SessionLink link;
+  std::weak_ptr<Connection> conn;
+  ConnectionId conn_id = 0;
+};
 
 // One TCP connection, accepted or opened by us. Reads are always running, so
 // a peer's close or reset is noticed at once; writes pull packets from the
 // queued transaction only when the previous one has left.
 class TcpTransport::Connection : public std::enable_shared_from_this<TcpTransport::Connection> {
  public:
-  enum class Kind { Inbound, Push, Request };
+  // Session: ours to a peer, long-lived (see Peer). Inbound becomes a
+  // session when its first packet is a hello.
+  enum class Kind { Inbound, Push, Request, Session };
 
   Connection(TcpTransport& t, ConnectionId id, Kind kind, std::string iface, PeerAddress peer,
              Mac mac, asio::ip::tcp::socket sock)
@@ -66,7 +109,8 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
         mac_(mac),
         sock_(std::move(sock)),
         opened_(Clock::now()),
-        last_activity_(opened_) {
+        last_activity_(opened_),
+        responder_(t.limits_.session) {
     connecting_ = kind != Kind::Inbound;
   }
 
@@ -76,6 +120,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   const PeerAddress& peer() const { return peer_; }
   bool closed() const { return closed_; }
   bool streaming() const { return !connecting_ && !closed_; }
+  bool session() const { return kind_ == Kind::Session || responder_.active(); }
 
   // --- outbound
   void connect(const asio::ip::tcp::endpoint& to, const PeerAddress& own, unsigned scope) {
@@ -101,6 +146,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
         return;
       }
       ++self->t_.stats_.connected;
+      self->ever_connected_ = true;
       self->t_.peer_answered(self->iface_, self->peer_);
       self->last_activity_ = Clock::now();
       log_verbose("tcp " + std::to_string(self->id_) + ": connected to " +
@@ -108,6 +154,10 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       asio::error_code ignore;
       self->sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
       self->read();
+      if (self->kind_ == Kind::Session) {
+        if (Peer* p = self->t_.session_peer(self->iface_, self->peer_, self->id_))
+          p->link.connected(Clock::now());
+      }
       self->pump();
     });
   }
@@ -116,8 +166,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   // requests pipelined behind it wait, up to a few, in order.
   bool send_reply(wire::PushEncoder tx) {
     if (closed_) return false;
-    if (!job_ && !writing_ && out_.empty()) {
-      send_transaction(std::move(tx), true);
+    if (!job_) {
+      // One answer per stream, as requesters expect, unless it is a session.
+      send_transaction(std::move(tx), !responder_.active());
       return true;
     }
     if (replies_.size() >= t_.limits_.max_queued_replies) {
@@ -133,6 +184,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   }
 
   void send_transaction(wire::PushEncoder tx, bool finish_after) {
+    all_sent_ = job_done_ = false;
     original_ = tx.restarted();
     job_ = std::move(tx);
     finish_after_ = finish_after;
@@ -156,6 +208,11 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   void close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
+    // Computed before the socket goes: how a session's connection ended.
+    link::CloseCause cause = !ever_connected_ ? (timed_out_ ? link::CloseCause::TimedOut
+                                                            : link::CloseCause::Refused)
+                             : peer_done_     ? link::CloseCause::Closed
+                                              : link::CloseCause::Failed;
     asio::error_code ec;
     sock_.shutdown(asio::socket_base::shutdown_both, ec);
     sock_.close(ec);
@@ -164,7 +221,17 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                 describe(iface_, peer_) + ", " + std::to_string(bytes_in_) + " bytes in, " +
                 std::to_string(bytes_out_) + " bytes out, " + std::to_string(ms.count()) + " ms");
     t_.forget(id_);
+    if (kind_ == Kind::Session && !quiet_) t_.session_ended(iface_, peer_, id_, cause, why);
   }
+
+  // Closed because the session asked for it: it knows, so nothing is reported.
+  void close_quietly(const std::string& why) {
+    quiet_ = true;
+    close(why);
+  }
+
+  // Packets (and frames) to write may be waiting.
+  void kick() { pump(); }
 
   // Ends the connection; unless what it had to send was delivered, the same
   // goes by UDP and the peer is taken to speak no TCP for a while.
@@ -172,6 +239,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     if (closed_) return;
     ++t_.stats_.failed;
     auto self = shared_from_this();
+    timed_out_ = timed_out;
     bool push_undelivered = kind_ == Kind::Push && original_ && !job_done_;
     bool request_unanswered = kind_ == Kind::Request && request_ && bytes_in_ == 0;
     close(why);
@@ -205,6 +273,23 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       close("peer stopped reading");
       return;
     }
+    if (kind_ == Kind::Session) return;  // its link keeps the session's time
+    if (responder_.active()) {
+      switch (responder_.on_timer(now)) {
+        case link::SessionResponder::Tick::Dead:
+          close("session peer silent for " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                   t_.limits_.session.dead_after)
+                                   .count()) +
+                " s");
+          return;
+        case link::SessionResponder::Tick::Write:
+          pump();
+          return;
+        case link::SessionResponder::Tick::Nothing:
+          return;
+      }
+    }
     if (now - last_activity_ >= t_.limits_.idle_timeout) close("idle");
   }
 
@@ -223,7 +308,8 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
         peer_done_ = true;
         if (reader_.mid_packet()) {
           close("stream ended inside a packet");
-        } else if (kind_ == Kind::Inbound && (writing_ || job_ || !out_.empty())) {
+        } else if (kind_ == Kind::Inbound && !responder_.active() &&
+                   (writing_ || job_ || !out_.empty())) {
           // The peer half-closed after its request; finish the answer first.
         } else if (kind_ == Kind::Push && !job_done_) {
           fail("peer closed before the transaction was sent");
@@ -247,7 +333,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     bool ok = reader_.feed(std::span<const std::uint8_t>(rx_.data(), n),
                            [&](std::span<const std::uint8_t> packet) {
                              ++completed;
-                             if (!closed_) t_.cb_.deliver(from, packet);
+                             if (!closed_) on_packet(from, packet);
                            });
     if (closed_) return;
     if (!ok) {
@@ -264,8 +350,89 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     read();
   }
 
+  void on_packet(const Route& from, std::span<const std::uint8_t> packet) {
+    auto now = Clock::now();
+    bool first = first_packet_;
+    first_packet_ = false;
+    std::uint8_t type = packet[0];
+    std::string error;
+    if (kind_ == Kind::Session) {
+      Peer* p = t_.session_peer(iface_, peer_, id_);
+      if (!p) {
+        close_quietly("session gone");
+        return;
+      }
+      if (!p->link.on_packet(packet, now, error)) {
+        bad_session(error);
+        return;
+      }
+      if (type == static_cast<std::uint8_t>(wire::SessionType::Ack) && verbose())
+        log_verbose("tcp " + std::to_string(id_) + ": transaction " +
+                    std::to_string(be16(packet.data() + 4)) + " acknowledged, " + counters());
+      if (!wire::is_session_type(type)) t_.cb_.deliver(from, packet);
+      return;
+    }
+    if (kind_ == Kind::Inbound) {
+      responder_.heard(now);
+      if (wire::is_session_type(type)) {
+        bool was_active = responder_.active();
+        if (!responder_.on_frame(packet, first, now, error)) {
+          bad_session(error);
+          return;
+        }
+        if (!was_active && responder_.active())
+          log_verbose("tcp " + std::to_string(id_) + ": session from " +
+                      describe(iface_, peer_));
+        pump();
+        return;
+      }
+      t_.cb_.deliver(from, packet);
+      if (closed_) return;
+      // On a session, a transaction the engine finished is confirmed, so
+      // the opener can forget it.
+      if (responder_.active() && type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) &&
+          packet.size() >= 8) {
+        std::uint16_t id = be16(packet.data() + 4), packets = be16(packet.data() + 6);
+        if (!t_.cb_.transaction_open(mac_, id)) {
+          responder_.completed(id, packets);
+          if (verbose())
+            log_verbose("tcp " + std::to_string(id_) + ": acknowledging transaction " +
+                        std::to_string(id) + ", " + counters());
+          pump();
+        }
+      }
+      return;
+    }
+    if (wire::is_session_type(type)) {
+      bad_session("a session frame on a connection that is not a session");
+      return;
+    }
+    t_.cb_.deliver(from, packet);
+  }
+
+  std::string counters() const {
+    return std::to_string(bytes_in_) + " bytes in, " + std::to_string(bytes_out_) + " bytes out";
+  }
+
+  void bad_session(const std::string& error) {
+    if (auto suffix = t_.error_log_.admit("bad-session", Clock::now()))
+      log_error("tcp " + std::to_string(id_) + " " + describe(iface_, peer_) + ": " + error +
+                *suffix);
+    close("bad session: " + error);
+  }
+
   void pump() {
     if (closed_ || writing_ || connecting_) return;
+    if (out_.empty()) {
+      auto now = Clock::now();
+      if (kind_ == Kind::Session) {
+        if (Peer* p = t_.session_peer(iface_, peer_, id_)) p->link.next_packet(out_, now);
+        if (out_.empty()) return;  // a session waits for more
+      } else if (responder_.active()) {
+        // Confirmations and keepalives go between the packets of an answer.
+        responder_.next_frame(out_, now);
+      }
+    }
     if (out_.empty() && job_ && !job_->next(out_)) {
       job_.reset();
       job_done_ = true;
@@ -326,7 +493,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   Mac mac_;
   asio::ip::tcp::socket sock_;
   wire::StreamReader reader_;
-  std::array<std::uint8_t, 16384> rx_{};
+  // 8 KiB: a primary holds a session per secondary, and large transfers
+  // still take few reads per packet.
+  std::array<std::uint8_t, 8192> rx_{};
   std::vector<std::uint8_t> out_;      // next packet to write
   std::vector<std::uint8_t> sending_;  // packet being written
   std::optional<wire::PushEncoder> job_;
@@ -341,9 +510,28 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   bool connecting_ = false;
   bool peer_done_ = false;
   bool closed_ = false;
+  bool ever_connected_ = false;  // outbound: the handshake completed
+  bool timed_out_ = false;
+  bool quiet_ = false;
+  bool first_packet_ = true;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   TimePoint opened_, last_activity_, last_write_progress_{}, partial_since_{}, connect_deadline_{};
+  link::SessionResponder responder_;
 };
+
+void TcpTransport::Peer::close_connection(std::string_view why) {
+  if (auto c = conn.lock()) c->close_quietly(std::string(why));
+  conn.reset();
+  conn_id = 0;
+}
+
+void TcpTransport::Peer::wake() {
+  if (auto c = conn.lock()) {
+    // Not from inside the link's own call: the connection may be mid-way
+    // through handing it a packet.
+    asio::post(t.io_, [c] { c->kick(); });
+  }
+}
 
 TcpTransport::TcpTransport(asio::io_context& io, Callbacks callbacks, TcpLimits limits)
     : io_(io), cb_(std::move(callbacks)), limits_(limits), sweep_timer_(io) {}
@@ -471,6 +659,9 @@ void TcpTransport::forget(ConnectionId id) {
 }
 
 void TcpTransport::close_interface(const std::string& iface) {
+  // Sessions on it go with what they had queued: the interface is gone.
+  for (auto p = peers_.begin(); p != peers_.end();)
+    p = p->first.first == iface ? peers_.erase(p) : std::next(p);
   auto it = listeners_.find(iface);
   if (it != listeners_.end()) {
     asio::error_code ec;
@@ -484,6 +675,7 @@ void TcpTransport::close_interface(const std::string& iface) {
 }
 
 void TcpTransport::close_all() {
+  peers_.clear();
   std::vector<std::string> names;
   for (auto& [n, l] : listeners_) names.push_back(n);
   for (auto& n : names) close_interface(n);
@@ -585,6 +777,78 @@ void TcpTransport::request(const Route& to, const wire::Request& request) {
   start(c, to);
 }
 
+TcpTransport::Peer* TcpTransport::session_peer(const std::string& iface, const PeerAddress& peer,
+                                                ConnectionId conn) {
+  auto it = peers_.find({iface, peer});
+  if (it == peers_.end() || it->second->conn_id != conn) return nullptr;
+  return it->second.get();
+}
+
+TcpTransport::Peer& TcpTransport::session_for(const Route& to) {
+  auto& p = peers_[{to.iface, to.addr}];
+  if (!p) {
+    // Jitter differs per peer and per daemon run.
+    session_seed_ = session_seed_ * 1103515245u + 12345u + static_cast<std::uint32_t>(
+        Clock::now().time_since_epoch().count());
+    p = std::make_unique<Peer>(*this, to, session_seed_);
+  }
+  p->to.mac = to.mac;
+  return *p;
+}
+
+void TcpTransport::open_session(Peer& p) {
+  auto c = open(p.to, static_cast<int>(Connection::Kind::Session), "session");
+  if (!c) {
+    // The interface is down or at its connection limit; open() logged it.
+    p.link.closed(link::CloseCause::Refused, "no connection available", Clock::now());
+    return;
+  }
+  p.conn = c;
+  p.conn_id = c->id();
+  start(c, p.to);
+}
+
+void TcpTransport::session_ended(const std::string& iface, const PeerAddress& peer,
+                                 ConnectionId conn, link::CloseCause cause,
+                                 const std::string& why) {
+  Peer* p = session_peer(iface, peer, conn);
+  if (!p) return;
+  bool was_up = p->link.state() == link::SessionState::Up;
+  p->conn.reset();
+  p->conn_id = 0;
+  p->link.closed(cause, why, Clock::now());
+  if (was_up) ++stats_.sessions_down;
+  p = session_peer(iface, peer, 0);
+  // A peer that never took a connection and was given up on: UDP-only for
+  // a while, as for a push (a second lost handshake in a row, or a refusal).
+  bool connect_failed = cause == link::CloseCause::Refused || cause == link::CloseCause::TimedOut;
+  if (p && connect_failed && p->link.state() == link::SessionState::Idle)
+    peer_failed(iface, peer, why, cause == link::CloseCause::TimedOut);
+}
+
+void TcpTransport::mark_legacy(const PeerKey& key) {
+  // Bounded like the UDP-only marks.
+  if (legacy_until_.size() >= 4096 && !legacy_until_.count(key)) {
+    auto soonest = std::min_element(legacy_until_.begin(), legacy_until_.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+    legacy_until_.erase(soonest);
+  }
+  legacy_until_[key] = Clock::now() + limits_.legacy_for;
+}
+
+bool TcpTransport::legacy(const std::string& iface, const PeerAddress& peer) const {
+  auto it = legacy_until_.find({iface, peer});
+  return it != legacy_until_.end() && Clock::now() < it->second;
+}
+
+void TcpTransport::session_push(const Route& to, wire::PushEncoder transaction, bool full) {
+  session_for(to).link.send(std::move(transaction), full, Clock::now());
+}
+
+void TcpTransport::session_request(const Route& to, const wire::Request& request) {
+  session_for(to).link.request(request, Clock::now());
+}
+
 bool TcpTransport::reply(ConnectionId conn, wire::PushEncoder transaction) {
   auto it = connections_.find(conn);
   if (it == connections_.end()) return false;
@@ -597,6 +861,20 @@ void TcpTransport::sweep() {
   std::vector<std::shared_ptr<Connection>> all;
   for (auto& [id, c] : connections_) all.push_back(c);
   for (auto& c : all) c->check(now);
+  // Session timers (hello, keepalive, dead peer, backoff, idle) need no
+  // more than the sweep's quarter second.
+  std::vector<PeerKey> keys;
+  for (auto& [k, p] : peers_) keys.push_back(k);
+  for (auto& k : keys) {
+    auto it = peers_.find(k);
+    if (it == peers_.end()) continue;
+    it->second->link.on_timer(now);
+    it = peers_.find(k);
+    if (it != peers_.end() && it->second->link.finished() && !it->second->conn.lock())
+      peers_.erase(it);
+  }
+  for (auto it = legacy_until_.begin(); it != legacy_until_.end();)
+    it = now >= it->second ? legacy_until_.erase(it) : std::next(it);
   for (auto it = udp_only_until_.begin(); it != udp_only_until_.end();)
     it = now >= it->second ? udp_only_until_.erase(it) : std::next(it);
   sweep_timer_.expires_after(std::chrono::milliseconds(250));

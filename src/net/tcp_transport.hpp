@@ -6,6 +6,12 @@
 // holds about two packets (one arriving, one leaving) whatever the data size.
 // When a peer refuses, resets or does not answer, the same transaction goes by
 // UDP and the peer is remembered as UDP-only for a while.
+//
+// Sessions (src/link): with -t, everything for a peer that speaks them goes
+// on one long-lived connection per peer (see link::SessionLink): pushes of
+// any size, acknowledged, resent after a break; forwarded requests and their
+// answers; keepalives. A peer that closes on the session hello speaks the
+// 2016 framing and gets one connection per transaction, as before.
 #include <asio.hpp>
 #include <chrono>
 #include <functional>
@@ -17,6 +23,7 @@
 
 #include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
+#include "link/session_link.hpp"
 #include "store/record.hpp"
 #include "wire/packet.hpp"
 #include "wire/push_encoder.hpp"
@@ -24,7 +31,9 @@
 namespace alfred::net {
 
 struct TcpLimits {
-  std::size_t max_per_interface = 128;  // connections, both directions
+  // Connections, both directions. Sessions are long-lived: a primary holds
+  // one from each of its secondaries.
+  std::size_t max_per_interface = 256;
   std::size_t max_per_peer = 8;
   // Past Linux's third SYN (sent at 0, 1 and 3 s), so one lost SYN or
   // SYN-ACK on a lossy link does not end the attempt.
@@ -38,6 +47,10 @@ struct TcpLimits {
   std::chrono::seconds udp_only_for{300};
   // Answers waiting behind the one being sent on an inbound stream.
   std::size_t max_queued_replies = 4;
+  // How long a peer that closed on our session hello is served the 2016
+  // way (one connection per transaction) before it is probed again.
+  std::chrono::seconds legacy_for{600};
+  link::SessionLimits session{};
 };
 
 struct TcpInterface {
@@ -57,11 +70,15 @@ class TcpTransport {
     // MAC of an accepted peer (EUI-64 or neighbour table); nullopt refuses it.
     std::function<std::optional<Mac>(const std::string& iface, const PeerAddress& peer)> peer_mac;
     std::function<bool(const PeerAddress& addr)> is_own_address;
+    // Whether the engine still holds an unfinished transaction `id` from
+    // `peer`: after a txend on a session, a finished one is acknowledged.
+    std::function<bool(const Mac& peer, std::uint16_t id)> transaction_open;
   };
 
   struct Stats {
     std::uint64_t accepted = 0, refused = 0, connected = 0, failed = 0, fallbacks = 0;
     std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::uint64_t sessions_up = 0, sessions_down = 0, resent = 0;
   };
 
   TcpTransport(asio::io_context& io, Callbacks callbacks, TcpLimits limits);
@@ -79,8 +96,17 @@ class TcpTransport {
   // connecting: a new one would only compete with them.
   bool push_busy(const std::string& iface, const PeerAddress& peer) const;
 
+  // One connection for this transaction alone (the 2016 framing).
   void push(const Route& to, wire::PushEncoder transaction);
   void request(const Route& to, const wire::Request& request);
+  // On the peer's session, opened if need be. `full`: a full sync, which
+  // supersedes what is still queued for the peer.
+  void session_push(const Route& to, wire::PushEncoder transaction, bool full);
+  void session_request(const Route& to, const wire::Request& request);
+  // The peer closed on our session hello not long ago: it speaks the 2016
+  // framing (or is one of ours from before sessions).
+  bool legacy(const std::string& iface, const PeerAddress& peer) const;
+  std::size_t session_count() const { return peers_.size(); }
   // The answer to a request that came on stream `conn`; false if it is gone.
   bool reply(ConnectionId conn, wire::PushEncoder transaction);
 
@@ -91,6 +117,8 @@ class TcpTransport {
  private:
   class Connection;
   friend class Connection;
+  struct Peer;
+  using PeerKey = std::pair<std::string, PeerAddress>;
   struct Listener {
     Listener(TcpInterface i, std::unique_ptr<asio::ip::tcp::acceptor> a)
         : iface(std::move(i)), acceptor(std::move(a)) {}
@@ -109,6 +137,12 @@ class TcpTransport {
   void on_accepted(Listener& l, asio::ip::tcp::socket sock);
   void on_accept_error(Listener& l, const asio::error_code& ec);
   void forget(ConnectionId id);
+  Peer* session_peer(const std::string& iface, const PeerAddress& peer, ConnectionId conn);
+  Peer& session_for(const Route& to);
+  void open_session(Peer& p);
+  void session_ended(const std::string& iface, const PeerAddress& peer, ConnectionId conn,
+                     link::CloseCause cause, const std::string& why);
+  void mark_legacy(const PeerKey& key);
   void peer_answered(const std::string& iface, const PeerAddress& peer);
   void peer_failed(const std::string& iface, const PeerAddress& peer, const std::string& why,
                    bool timed_out);
@@ -123,6 +157,9 @@ class TcpTransport {
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   std::map<std::pair<std::string, PeerAddress>, TimePoint> udp_only_until_;
   std::map<std::pair<std::string, PeerAddress>, int> silent_;  // connect timeouts in a row
+  std::map<PeerKey, TimePoint> legacy_until_;
+  std::map<PeerKey, std::unique_ptr<Peer>> peers_;  // sessions we opened (or are opening)
+  std::uint32_t session_seed_ = 0;
   ConnectionId next_id_ = 1;
   asio::steady_timer sweep_timer_;
   bool sweeping_ = false;

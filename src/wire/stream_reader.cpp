@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "wire/session_frames.hpp"
+
 namespace alfred::wire {
 
 bool StreamReader::check_header() {
@@ -11,8 +13,14 @@ bool StreamReader::check_header() {
     error_ = "stream packet with unsupported version " + std::to_string(h.version);
     return false;
   }
-  if (h.type > kMaxType) {
+  if (h.type > kMaxType && !is_session_type(h.type)) {
     error_ = "stream packet of unknown type " + std::to_string(h.type);
+    return false;
+  }
+  // Session frames are a few bytes; one announcing more is refused before
+  // anything of it is buffered.
+  if (is_session_type(h.type) && kTlvSize + h.length > kMaxSessionFrame) {
+    error_ = "session frame announces " + std::to_string(h.length) + " bytes";
     return false;
   }
   if (h.length > kMaxTlvLength) {

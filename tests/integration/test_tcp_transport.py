@@ -170,14 +170,20 @@ FALLBACK_RE = re.compile(r"falling back to UDP|treated as UDP-only")
 
 def tcp_summary(nd) -> dict:
     log = daemon_log(nd)
-    closed = re.findall(r"tcp \d+: closed \(([^)]*)\) \S+, (\d+) bytes in, (\d+) bytes out", log)
+    # Byte counts per connection: a connection's "closed" line, or on a
+    # session, which stays open, its latest acknowledgement line, both
+    # cumulative.
+    per_conn: dict[str, tuple[int, int]] = {}
+    for cid, i, o in re.findall(r"tcp (\d+): .*?(\d+) bytes in, (\d+) bytes out", log):
+        pi, po = per_conn.get(cid, (0, 0))
+        per_conn[cid] = (max(pi, int(i)), max(po, int(o)))
     return {
         "pushes": len(re.findall(r"tcp \d+: push of \d+ bytes", log)),
         "requests": len(re.findall(r"tcp \d+: request for type", log)),
         "connected": len(re.findall(r"tcp \d+: connected to", log)),
         "accepted": len(re.findall(r"tcp \d+: accepted", log)),
-        "bytes_in": sum(int(i) for _w, i, _o in closed),
-        "bytes_out": sum(int(o) for _w, _i, o in closed),
+        "bytes_in": sum(i for i, _o in per_conn.values()),
+        "bytes_out": sum(o for _i, o in per_conn.values()),
         "fallbacks": len(re.findall(r"falling back to UDP", log)),
         "fallback_lines": [ln for ln in log.splitlines() if FALLBACK_RE.search(ln)],
     }

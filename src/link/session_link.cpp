@@ -1,0 +1,335 @@
+#include "link/session_link.hpp"
+
+#include <algorithm>
+
+#include "wire/session_frames.hpp"
+
+namespace alfred::link {
+
+std::string_view to_string(SessionState s) {
+  switch (s) {
+    case SessionState::Idle: return "idle";
+    case SessionState::Connecting: return "connecting";
+    case SessionState::Hello: return "hello";
+    case SessionState::Up: return "up";
+    case SessionState::Backoff: return "backoff";
+  }
+  return "?";
+}
+
+namespace {
+std::string ms(Duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+}  // namespace
+
+SessionLink::SessionLink(SessionEvents& events, SessionLimits limits, std::uint32_t seed)
+    : ev_(events), limits_(limits), rng_(seed ? seed : 1) {}
+
+void SessionLink::send(wire::PushEncoder tx, bool full, TimePoint now) {
+  last_use_ = now;
+  if (full && (!outgoing_.empty() || !unacked_.empty())) {
+    // A full sync carries everything the older transactions did.
+    std::size_t n = outgoing_.size() + unacked_.size();
+    superseded_ += n;
+    outgoing_.clear();
+    unacked_.clear();
+    ev_.log("session: full sync supersedes " + std::to_string(n) + " queued transaction(s)");
+  }
+  outgoing_.push_back(Item{std::move(tx), full, now});
+  make_room();
+  if (state_ == SessionState::Idle) start_connecting(now);
+  else if (state_ == SessionState::Up) ev_.wake();
+}
+
+void SessionLink::make_room() {
+  while (queued() > limits_.max_queued) {
+    std::deque<Item>& from = unacked_.empty() ? outgoing_ : unacked_;
+    if (from.empty()) break;
+    from.pop_front();
+    ++superseded_;
+    ev_.log("session: more than " + std::to_string(limits_.max_queued) +
+            " transactions queued, the oldest dropped (the next full sync carries it)");
+  }
+}
+
+void SessionLink::request(const wire::Request& request, TimePoint now) {
+  last_use_ = now;
+  if (requests_.size() >= limits_.max_requests) {
+    ev_.request_by_udp(request);
+    return;
+  }
+  requests_.push_back(PendingRequest{request, false});
+  if (state_ == SessionState::Idle) start_connecting(now);
+  else if (state_ == SessionState::Up) ev_.wake();
+}
+
+void SessionLink::start_connecting(TimePoint now) {
+  state_ = SessionState::Connecting;
+  state_since_ = now;
+  ev_.open_connection();
+}
+
+void SessionLink::connected(TimePoint now) {
+  if (state_ != SessionState::Connecting) return;
+  state_ = SessionState::Hello;
+  state_since_ = last_rx_ = last_tx_ = now;
+  control_.clear();
+  wire::SessionHello hello;
+  hello.keepalive_seconds = static_cast<std::uint16_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(limits_.keepalive_every).count());
+  control_.push_back(wire::encode(hello));
+  ev_.wake();
+}
+
+bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
+                            std::string& error) {
+  last_rx_ = now;
+  wire::TlvHeader h;
+  if (!wire::read_tlv_header(packet, h)) return true;
+  if (!wire::is_session_type(h.type)) {
+    // An answer to one of our requests ends with its txend.
+    if (h.type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) && packet.size() >= 8) {
+      std::uint16_t id = static_cast<std::uint16_t>(packet[4] << 8 | packet[5]);
+      auto it = std::find_if(requests_.begin(), requests_.end(), [&](const PendingRequest& r) {
+        return r.sent && r.request.tx_id == id;
+      });
+      if (it != requests_.end()) requests_.erase(it);
+    }
+    return true;
+  }
+  auto f = wire::decode_session(packet, error);
+  if (!f) return false;
+  switch (f->type) {
+    case wire::SessionType::Hello:
+      if (state_ != SessionState::Hello) return true;  // a repeat changes nothing
+      if (!f->hello.answer) {
+        error = "the peer's hello does not answer ours";
+        return false;
+      }
+      state_ = SessionState::Up;
+      state_since_ = now;
+      spoke_sessions_ = true;
+      failed_reconnects_ = 0;
+      backoff_ = Duration::zero();
+      ev_.learned(true);
+      ev_.log("session up (session version " + std::to_string(f->hello.version) + "), " +
+              std::to_string(queued()) + " transaction(s) and " +
+              std::to_string(requests_.size()) + " request(s) to send");
+      ev_.wake();
+      return true;
+    case wire::SessionType::Ack: {
+      if (state_ != SessionState::Up) {
+        error = "an acknowledgement before the session was up";
+        return false;
+      }
+      auto it = std::find_if(unacked_.begin(), unacked_.end(),
+                             [&](const Item& i) { return i.tx.tx_id() == f->ack.tx_id; });
+      if (it != unacked_.end()) unacked_.erase(it);
+      return true;  // an ack of nothing we wait for is ignored
+    }
+    case wire::SessionType::Keepalive:
+      return true;
+  }
+  return true;
+}
+
+void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) {
+  switch (state_) {
+    case SessionState::Idle:
+    case SessionState::Backoff:
+      return;
+    case SessionState::Connecting:
+      if (spoke_sessions_ && failed_reconnects_ < limits_.max_failed_reconnects) {
+        ++failed_reconnects_;
+        enter_backoff(now, why);
+        return;
+      }
+      ev_.log("session: can't connect (" + std::string(why) + "), " + std::to_string(queued()) +
+              " transaction(s) go by UDP");
+      give_up(false);
+      return;
+    case SessionState::Hello:
+      if (spoke_sessions_ && cause != CloseCause::Closed) {
+        ++failed_reconnects_;
+        enter_backoff(now, why);
+        return;
+      }
+      // Closed on our hello: a peer of the 2016 framing (or of ours from
+      // before sessions), which takes one connection per transaction.
+      ev_.log("session: peer closed on the session hello (" + std::string(why) +
+              "), taken to speak the 2016 framing");
+      spoke_sessions_ = false;
+      ev_.learned(false);
+      give_up(true);
+      return;
+    case SessionState::Up: {
+      std::size_t again = unacked_.size() + (current_ ? 1 : 0);
+      requeue();
+      ev_.log("session down (" + std::string(why) + "), " + std::to_string(again) +
+              " unacknowledged transaction(s) to resend");
+      enter_backoff(now, why);
+      return;
+    }
+  }
+}
+
+void SessionLink::requeue() {
+  control_.clear();
+  if (current_) {
+    outgoing_.push_front(Item{current_->tx.restarted(), current_->full, current_->queued_at});
+    current_.reset();
+    ++resent_;
+  }
+  while (!unacked_.empty()) {
+    Item& i = unacked_.back();
+    outgoing_.push_front(Item{i.tx.restarted(), i.full, i.queued_at});
+    unacked_.pop_back();
+    ++resent_;
+  }
+  for (auto& r : requests_) r.sent = false;
+}
+
+void SessionLink::give_up(bool legacy) {
+  requeue();
+  std::deque<Item> items;
+  items.swap(outgoing_);
+  std::deque<PendingRequest> reqs;
+  reqs.swap(requests_);
+  state_ = SessionState::Idle;
+  for (auto& i : items) {
+    if (legacy) ev_.push_by_legacy(std::move(i.tx));
+    else ev_.push_by_udp(std::move(i.tx));
+  }
+  for (auto& r : reqs) {
+    if (legacy) ev_.request_by_legacy(r.request);
+    else ev_.request_by_udp(r.request);
+  }
+}
+
+Duration SessionLink::next_backoff() {
+  backoff_ = backoff_ == Duration::zero() ? limits_.backoff_min
+                                          : std::min<Duration>(backoff_ * 2, limits_.backoff_max);
+  std::uniform_real_distribution<double> jitter(0.75, 1.25);
+  return std::chrono::duration_cast<Duration>(backoff_ * jitter(rng_));
+}
+
+void SessionLink::enter_backoff(TimePoint now, std::string_view why) {
+  control_.clear();
+  state_ = SessionState::Backoff;
+  state_since_ = now;
+  Duration d = next_backoff();
+  retry_at_ = now + d;
+  ev_.log("session: reconnecting in " + ms(d) + " (" + std::string(why) + ")");
+}
+
+bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
+  if (!control_.empty()) {
+    out = std::move(control_.front());
+    control_.pop_front();
+    last_tx_ = now;
+    return true;
+  }
+  if (state_ != SessionState::Up) return false;
+  for (auto& r : requests_)
+    if (!r.sent) {
+      r.sent = true;
+      out = wire::encode(r.request);
+      ev_.log("request for type " + std::to_string(r.request.requested_type) + " (transaction " +
+              std::to_string(r.request.tx_id) + ")");
+      last_tx_ = now;
+      return true;
+    }
+  while (true) {
+    if (!current_) {
+      if (outgoing_.empty()) return false;
+      current_ = std::move(outgoing_.front());
+      outgoing_.pop_front();
+      ev_.log("push of " + std::to_string(current_->tx.total_size()) + " bytes (transaction " +
+              std::to_string(current_->tx.tx_id()) + (current_->full ? ", full sync" : "") + ")");
+    }
+    if (current_->tx.next(out)) {
+      last_tx_ = now;
+      return true;
+    }
+    // Written through its txend; it stays until the peer confirms it. One
+    // that had no packet at all has nothing to confirm.
+    if (current_->tx.packets_sent() > 0 || current_->tx.record_count() > 0) {
+      current_->queued_at = now;  // from here: when it was written
+      unacked_.push_back(std::move(*current_));
+    }
+    current_.reset();
+  }
+}
+
+void SessionLink::on_timer(TimePoint now) {
+  switch (state_) {
+    case SessionState::Idle:
+    case SessionState::Connecting:
+      return;  // the transport times a connect out
+    case SessionState::Hello:
+      if (now - state_since_ >= limits_.hello_timeout) {
+        ev_.close_connection("no answer to the session hello");
+        closed(CloseCause::Closed, "no answer to the session hello", now);
+      }
+      return;
+    case SessionState::Backoff:
+      if (now < retry_at_) return;
+      if (outgoing_.empty() && requests_.empty()) {
+        state_ = SessionState::Idle;
+        return;
+      }
+      start_connecting(now);
+      return;
+    case SessionState::Up:
+      if (now - last_rx_ >= limits_.dead_after) {
+        std::string why = "nothing heard for " + ms(now - last_rx_);
+        ev_.close_connection(why);
+        closed(CloseCause::Failed, why, now);
+        return;
+      }
+      // A transaction the peer took but never confirmed: its engine refused
+      // it (a limit). The session is fine; the next full sync tries again.
+      while (!unacked_.empty() && now - unacked_.front().queued_at >= limits_.dead_after) {
+        ev_.log("session: transaction " + std::to_string(unacked_.front().tx.tx_id()) +
+                " not acknowledged within " + ms(limits_.dead_after) + ", dropped");
+        unacked_.pop_front();
+      }
+      if (queued() == 0 && requests_.empty() && now - last_use_ >= limits_.idle_close) {
+        ev_.close_connection("idle");
+        state_ = SessionState::Idle;
+        ev_.log("session closed: idle for " + ms(now - last_use_));
+        return;
+      }
+      if (now - last_tx_ >= limits_.keepalive_every) {
+        control_.push_back(wire::encode(wire::SessionKeepalive{}));
+        ev_.wake();
+      }
+      return;
+  }
+}
+
+std::optional<TimePoint> SessionLink::deadline() const {
+  switch (state_) {
+    case SessionState::Idle:
+    case SessionState::Connecting:
+      return std::nullopt;
+    case SessionState::Hello:
+      return state_since_ + limits_.hello_timeout;
+    case SessionState::Backoff:
+      return retry_at_;
+    case SessionState::Up: {
+      TimePoint d = std::min(last_rx_ + limits_.dead_after, last_tx_ + limits_.keepalive_every);
+      if (!unacked_.empty()) d = std::min(d, unacked_.front().queued_at + limits_.dead_after);
+      if (queued() == 0 && requests_.empty()) d = std::min(d, last_use_ + limits_.idle_close);
+      return d;
+    }
+  }
+  return std::nullopt;
+}
+
+bool SessionLink::finished() const {
+  return state_ == SessionState::Idle && queued() == 0 && requests_.empty();
+}
+
+}  // namespace alfred::link

@@ -1,0 +1,162 @@
+#pragma once
+// The sender's side of a long-lived server-to-server session, one per peer,
+// without any I/O: it is told what the connection did (connected, bytes in,
+// a packet written, closed) and the time, and says what to do through
+// SessionEvents. The transport owns the socket; the simulator and the tests
+// drive the same object by hand.
+//
+//   Idle --send--> Connecting --connected--> Hello --peer's hello--> Up
+//     ^                |  refused / no answer: everything by UDP      |
+//     |                |                                              |
+//     |                +--> Backoff (a peer that had a session) <-----+ broken,
+//     +---- idle_close / nothing left -------------------------------- silent
+//
+// In Hello a peer that closes, or says nothing, is a 2016-framing peer: what
+// was queued goes one connection per transaction, as that peer expects.
+// Up: transactions go back to back; each stays queued until the peer
+// acknowledges it, and what a broken session did not deliver is sent again
+// on the next one. A full sync supersedes everything queued before it.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/route.hpp"
+#include "store/record.hpp"
+#include "wire/packet.hpp"
+#include "wire/push_encoder.hpp"
+
+namespace alfred::link {
+
+struct SessionLimits {
+  // Transactions queued or awaiting their acknowledgement. A full sync
+  // replaces all before it, so this bounds prompt pushes between syncs;
+  // past it the oldest goes (the next full sync carries it).
+  std::size_t max_queued = 8;
+  std::size_t max_requests = 8;  // forwarded requests awaiting their answer
+  Duration hello_timeout = std::chrono::seconds(3);
+  // With nothing to send for this long a keepalive goes, so the peer knows
+  // we are there; with nothing heard for dead_after (three of the peer's
+  // keepalives lost in a row), the session is dead. One lost frame is
+  // retransmitted by TCP and costs nothing.
+  Duration keepalive_every = std::chrono::seconds(10);
+  Duration dead_after = std::chrono::seconds(30);
+  // A session nobody sent anything on for this long is closed; a peer that
+  // is still a primary gets a sync every period, so this ends only sessions
+  // to peers we no longer serve.
+  Duration idle_close = std::chrono::seconds(120);
+  // Reconnects: backoff_min doubling to backoff_max, each +-25% at random,
+  // so that the secondaries of a restarted primary do not all come back in
+  // the same instant.
+  Duration backoff_min = std::chrono::milliseconds(200);
+  Duration backoff_max = std::chrono::seconds(30);
+  // Reconnects that failed in a row before what is queued goes by UDP.
+  int max_failed_reconnects = 3;
+};
+
+enum class SessionState { Idle, Connecting, Hello, Up, Backoff };
+std::string_view to_string(SessionState s);
+
+// How the connection ended, as the transport saw it.
+enum class CloseCause {
+  Refused,   // connect refused, reset or unreachable before it was up
+  TimedOut,  // connect not answered within the transport's connect timeout
+  Closed,    // the peer closed or reset an established connection
+  Failed,    // a read or write error, or the transport gave up on it (stalled)
+};
+
+class SessionEvents {
+ public:
+  virtual ~SessionEvents() = default;
+  virtual void open_connection() = 0;
+  virtual void close_connection(std::string_view why) = 0;
+  // next_packet() has something to write.
+  virtual void wake() = 0;
+  virtual void push_by_udp(wire::PushEncoder tx) = 0;
+  // One connection for this transaction alone, as a 2016-framing peer expects.
+  virtual void push_by_legacy(wire::PushEncoder tx) = 0;
+  virtual void request_by_udp(const wire::Request& request) = 0;
+  virtual void request_by_legacy(const wire::Request& request) = 0;
+  // The peer answered our hello (Up), or turned out not to speak sessions.
+  virtual void learned(bool speaks_sessions) = 0;
+  virtual void log(std::string_view line) = 0;
+};
+
+class SessionLink {
+ public:
+  SessionLink(SessionEvents& events, SessionLimits limits, std::uint32_t seed);
+
+  // --- what the daemon wants delivered. `full`: a full sync, which makes
+  // every transaction queued before it redundant.
+  void send(wire::PushEncoder tx, bool full, TimePoint now);
+  void request(const wire::Request& request, TimePoint now);
+
+  // --- what the connection did
+  void connected(TimePoint now);
+  // A packet cut from the stream: a session frame (hello, ack, keepalive), or
+  // a packet of an answer, which the transport also hands to the engine.
+  // False when it breaks the session's rules (the transport closes).
+  bool on_packet(std::span<const std::uint8_t> packet, TimePoint now, std::string& error);
+  void closed(CloseCause cause, std::string_view why, TimePoint now);
+  // The next packet to write, once the previous one has left; false: nothing.
+  bool next_packet(std::vector<std::uint8_t>& out, TimePoint now);
+
+  // --- time
+  void on_timer(TimePoint now);
+  std::optional<TimePoint> deadline() const;
+
+  SessionState state() const { return state_; }
+  // Nothing queued, nothing pending and no connection: the link can go.
+  bool finished() const;
+  std::size_t queued() const { return outgoing_.size() + (current_ ? 1 : 0) + unacked_.size(); }
+  std::size_t awaiting_ack() const { return unacked_.size(); }
+  std::size_t requests_pending() const { return requests_.size(); }
+  std::uint64_t resent() const { return resent_; }
+  std::uint64_t superseded() const { return superseded_; }
+
+ private:
+  struct Item {
+    wire::PushEncoder tx;
+    bool full;
+    TimePoint queued_at;
+  };
+  struct PendingRequest {
+    wire::Request request;
+    bool sent = false;
+  };
+
+  void start_connecting(TimePoint now);
+  void enter_backoff(TimePoint now, std::string_view why);
+  // Hands everything queued to UDP or, for a 2016-framing peer, to one
+  // connection per transaction.
+  void give_up(bool legacy);
+  // After a broken session: what was written but not acknowledged, and what
+  // was being written, go first on the next session.
+  void requeue();
+  void make_room();
+  Duration next_backoff();
+
+  SessionEvents& ev_;
+  SessionLimits limits_;
+  std::minstd_rand rng_;
+  SessionState state_ = SessionState::Idle;
+  bool spoke_sessions_ = false;  // this peer answered a hello before
+  int failed_reconnects_ = 0;
+  Duration backoff_{};
+  TimePoint state_since_{};
+  TimePoint retry_at_{};
+  TimePoint last_rx_{}, last_tx_{}, last_use_{};
+  std::deque<Item> outgoing_;         // not started
+  std::optional<Item> current_;       // being written
+  std::deque<Item> unacked_;          // written, awaiting the peer's ack
+  std::deque<PendingRequest> requests_;
+  std::deque<std::vector<std::uint8_t>> control_;  // hello, keepalive
+  std::uint64_t resent_ = 0, superseded_ = 0;
+};
+
+}  // namespace alfred::link

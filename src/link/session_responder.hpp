@@ -1,0 +1,56 @@
+#pragma once
+// The acceptor's side of a session, without I/O. An inbound stream whose
+// first packet is a hello becomes a session: we answer the hello, confirm
+// each transaction the engine completed, send keepalives when idle and end
+// the stream when the opener has gone silent. A stream that starts with
+// anything else stays what it always was (a push or a request of one
+// transaction), so 2016-framing peers and Debian's are served as before.
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/route.hpp"
+#include "link/session_link.hpp"
+
+namespace alfred::link {
+
+class SessionResponder {
+ public:
+  // Confirmations waiting to be written. An opener that sends transactions
+  // and never reads makes this queue grow; past it the oldest confirmation
+  // goes (the opener sends that transaction again on its next session).
+  static constexpr std::size_t kMaxControl = 64;
+
+  explicit SessionResponder(SessionLimits limits) : limits_(limits) {}
+
+  // A session frame from the opener (the transport hands over only those).
+  // False: close the stream, `error` says why.
+  bool on_frame(std::span<const std::uint8_t> frame, bool first_packet, TimePoint now,
+                std::string& error);
+  // Any bytes from the opener.
+  void heard(TimePoint now) { last_rx_ = now; }
+  bool active() const { return active_; }
+
+  // The engine completed transaction `tx_id` of `packets` packets that came
+  // on this stream.
+  void completed(std::uint16_t tx_id, std::uint16_t packets);
+
+  // A frame to write, once the previous packet has left.
+  bool next_frame(std::vector<std::uint8_t>& out, TimePoint now);
+  void wrote(TimePoint now) { last_tx_ = now; }
+
+  enum class Tick { Nothing, Write, Dead };
+  Tick on_timer(TimePoint now);
+  std::uint64_t dropped_acks() const { return dropped_acks_; }
+
+ private:
+  SessionLimits limits_;
+  bool active_ = false;
+  std::deque<std::vector<std::uint8_t>> control_;
+  TimePoint last_rx_{}, last_tx_{};
+  std::uint64_t dropped_acks_ = 0;
+};
+
+}  // namespace alfred::link
