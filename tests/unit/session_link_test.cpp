@@ -1,0 +1,415 @@
+// The sender's and the acceptor's side of a session, driven by hand: the
+// connection's events in, the link's requests out, on a virtual clock.
+#include "link/session_link.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "link/session_responder.hpp"
+#include "wire/session_frames.hpp"
+
+namespace alfred::link {
+namespace {
+
+using namespace std::chrono_literals;
+using Bytes = std::vector<std::uint8_t>;
+
+struct Recorder : SessionEvents {
+  int opens = 0, closes = 0, wakes = 0;
+  std::vector<std::uint16_t> udp, legacy, udp_requests, legacy_requests;
+  std::vector<bool> learned_;
+  std::vector<std::string> lines;
+  void open_connection() override { ++opens; }
+  void close_connection(std::string_view) override { ++closes; }
+  void wake() override { ++wakes; }
+  void push_by_udp(wire::PushEncoder tx) override { udp.push_back(tx.tx_id()); }
+  void push_by_legacy(wire::PushEncoder tx) override { legacy.push_back(tx.tx_id()); }
+  void request_by_udp(const wire::Request& r) override { udp_requests.push_back(r.tx_id); }
+  void request_by_legacy(const wire::Request& r) override { legacy_requests.push_back(r.tx_id); }
+  void learned(bool s) override { learned_.push_back(s); }
+  void log(std::string_view l) override { lines.emplace_back(l); }
+};
+
+wire::PushEncoder tx(std::uint16_t id, std::size_t records = 1) {
+  Snapshot snap;
+  for (std::size_t i = 0; i < records; ++i) {
+    auto r = std::make_shared<Record>();
+    r->source = Mac{0x02, 0, 0, 0, 0, static_cast<std::uint8_t>(i + 1)};
+    r->type = 64;
+    r->data.assign(100, static_cast<std::uint8_t>(id));
+    snap.push_back(r);
+  }
+  return wire::PushEncoder(std::move(snap), id, false);
+}
+
+Bytes answer_hello() {
+  wire::SessionHello h;
+  h.answer = true;
+  return wire::encode(h);
+}
+
+struct SessionLinkTest : ::testing::Test {
+  Recorder ev;
+  TimePoint t0 = TimePoint{} + 1000s;
+  TimePoint now = t0;
+  SessionLimits limits;
+  std::unique_ptr<SessionLink> link;
+
+  void SetUp() override { link = std::make_unique<SessionLink>(ev, limits, 42); }
+
+  // Everything the link writes now, as packets.
+  std::vector<Bytes> drain() {
+    std::vector<Bytes> out;
+    Bytes b;
+    while (link->next_packet(b, now)) out.push_back(b);
+    return out;
+  }
+  void feed(const Bytes& b) {
+    std::string error;
+    ASSERT_TRUE(link->on_packet(b, now, error)) << error;
+  }
+  // Finish the connect and the hello of a link that is connecting.
+  void bring_up() {
+    ASSERT_EQ(link->state(), SessionState::Connecting);
+    link->connected(now);
+    auto hello = drain();
+    ASSERT_FALSE(hello.empty());
+    ASSERT_EQ(hello.front()[0], static_cast<std::uint8_t>(wire::SessionType::Hello));
+    feed(answer_hello());
+    ASSERT_EQ(link->state(), SessionState::Up);
+  }
+  // The tx ids of the transactions among `packets`, from their txends.
+  static std::vector<std::uint16_t> txends(const std::vector<Bytes>& packets) {
+    std::vector<std::uint16_t> ids;
+    for (const auto& p : packets)
+      if (p[0] == static_cast<std::uint8_t>(wire::Type::StatusTxEnd))
+        ids.push_back(static_cast<std::uint16_t>(p[4] << 8 | p[5]));
+    return ids;
+  }
+};
+
+TEST_F(SessionLinkTest, FirstSendOpensOneConnectionAndWaitsForTheHelloAnswer) {
+  link->send(tx(1), false, now);
+  link->send(tx(2), false, now);
+  EXPECT_EQ(ev.opens, 1);
+  EXPECT_EQ(link->state(), SessionState::Connecting);
+  link->connected(now);
+  auto first = drain();
+  ASSERT_EQ(first.size(), 1u);  // the hello only: nothing before the peer answers
+  EXPECT_EQ(first[0][0], static_cast<std::uint8_t>(wire::SessionType::Hello));
+  feed(answer_hello());
+  EXPECT_EQ(ev.learned_, std::vector<bool>{true});
+  EXPECT_EQ(txends(drain()), (std::vector<std::uint16_t>{1, 2}));
+  EXPECT_EQ(link->awaiting_ack(), 2u);
+}
+
+TEST_F(SessionLinkTest, AcknowledgedTransactionsAreForgotten) {
+  link->send(tx(7), false, now);
+  bring_up();
+  drain();
+  EXPECT_EQ(link->awaiting_ack(), 1u);
+  feed(wire::encode(wire::SessionAck{7, 1}));
+  EXPECT_EQ(link->awaiting_ack(), 0u);
+  feed(wire::encode(wire::SessionAck{99, 1}));  // an ack of nothing changes nothing
+  EXPECT_EQ(link->queued(), 0u);
+}
+
+TEST_F(SessionLinkTest, UnacknowledgedTransactionsAreResentOnTheNextSession) {
+  link->send(tx(1), false, now);
+  link->send(tx(2), false, now);
+  bring_up();
+  drain();
+  feed(wire::encode(wire::SessionAck{1, 1}));
+  // The session breaks with transaction 2 written but not confirmed, and 3
+  // half written.
+  link->send(tx(3, 2000), false, now);  // several packets
+  Bytes b;
+  ASSERT_TRUE(link->next_packet(b, now));
+  link->closed(CloseCause::Closed, "reset by peer", now);
+  EXPECT_EQ(link->state(), SessionState::Backoff);
+  EXPECT_EQ(link->resent(), 2u);
+  // Reconnects after the jittered backoff (200 ms +-25%), not before.
+  now += 140ms;
+  link->on_timer(now);
+  EXPECT_EQ(ev.opens, 1);
+  now += 120ms;
+  link->on_timer(now);
+  EXPECT_EQ(ev.opens, 2);
+  bring_up();
+  auto again = drain();
+  EXPECT_EQ(txends(again), (std::vector<std::uint16_t>{2, 3}));
+  // Transaction 3 from its first packet again.
+  std::size_t pushes3 = 0;
+  for (const auto& p : again)
+    if (p[0] == 0 && p[4] == 0 && p[5] == 3) ++pushes3;
+  EXPECT_GT(pushes3, 1u);
+  EXPECT_TRUE(ev.udp.empty());
+  EXPECT_TRUE(ev.legacy.empty());
+}
+
+TEST_F(SessionLinkTest, AFullSyncSupersedesWhatWasQueuedBeforeIt) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();  // 1 awaits its ack
+  link->closed(CloseCause::Failed, "write error", now);
+  link->send(tx(2), false, now);
+  link->send(tx(3), true, now);  // full sync: 1 and 2 are in it
+  EXPECT_EQ(link->queued(), 1u);
+  EXPECT_EQ(link->superseded(), 2u);
+  now += 1s;
+  link->on_timer(now);
+  bring_up();
+  EXPECT_EQ(txends(drain()), std::vector<std::uint16_t>{3});
+  EXPECT_EQ(ev.opens, 2);
+}
+
+TEST_F(SessionLinkTest, TheQueueIsBounded) {
+  limits.max_queued = 3;
+  link = std::make_unique<SessionLink>(ev, limits, 1);
+  for (std::uint16_t i = 1; i <= 10; ++i) link->send(tx(i), false, now);
+  EXPECT_EQ(link->queued(), 3u);
+  EXPECT_EQ(ev.opens, 1);
+  bring_up();
+  EXPECT_EQ(txends(drain()), (std::vector<std::uint16_t>{8, 9, 10}));
+}
+
+TEST_F(SessionLinkTest, APeerThatClosesOnTheHelloSpeaksThe2016Framing) {
+  link->send(tx(1), false, now);
+  wire::Request r;
+  r.requested_type = 65;
+  r.tx_id = 5;
+  link->request(r, now);
+  link->connected(now);
+  drain();
+  link->closed(CloseCause::Closed, "peer closed", now);
+  EXPECT_EQ(ev.learned_, std::vector<bool>{false});
+  EXPECT_EQ(ev.legacy, std::vector<std::uint16_t>{1});
+  EXPECT_EQ(ev.legacy_requests, std::vector<std::uint16_t>{5});
+  EXPECT_EQ(link->state(), SessionState::Idle);
+  EXPECT_TRUE(link->finished());
+}
+
+TEST_F(SessionLinkTest, APeerThatNeverAnswersTheHelloIsTreatedAsLegacy) {
+  link->send(tx(1), false, now);
+  link->connected(now);
+  drain();
+  now += limits.hello_timeout;
+  link->on_timer(now);
+  EXPECT_EQ(ev.closes, 1);
+  EXPECT_EQ(ev.legacy, std::vector<std::uint16_t>{1});
+}
+
+TEST_F(SessionLinkTest, AnUnknownPeerThatRefusesGetsEverythingByUdp) {
+  link->send(tx(1), false, now);
+  link->closed(CloseCause::Refused, "connection refused", now);
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+  EXPECT_TRUE(link->finished());
+}
+
+TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  link->closed(CloseCause::Closed, "peer restarted", now);
+  std::vector<Duration> waits;
+  for (int i = 0; i < limits.max_failed_reconnects; ++i) {
+    TimePoint start = now;
+    int opens = ev.opens;
+    for (int k = 0; k < 10000 && ev.opens == opens; ++k) {
+      now += 10ms;
+      link->on_timer(now);
+    }
+    ASSERT_GT(ev.opens, opens);
+    waits.push_back(now - start);
+    link->closed(CloseCause::Refused, "connection refused", now);  // still restarting
+  }
+  ASSERT_EQ(waits.size(), 3u);
+  EXPECT_GE(waits[0], 150ms);
+  EXPECT_LE(waits[0], 260ms);
+  EXPECT_GT(waits[1], waits[0]);
+  EXPECT_GT(waits[2], waits[1]);
+  EXPECT_TRUE(ev.udp.empty());  // kept for the next session so far
+  // One more reconnect fails: what is queued goes by UDP.
+  for (int k = 0; k < 10000 && link->state() == SessionState::Backoff; ++k) {
+    now += 10ms;
+    link->on_timer(now);
+  }
+  ASSERT_EQ(link->state(), SessionState::Connecting);
+  link->closed(CloseCause::Refused, "connection refused", now);
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+}
+
+TEST_F(SessionLinkTest, KeepalivesWhenIdleAndASilentPeerIsDeadAfterThirtySeconds) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  now += limits.keepalive_every;
+  link->on_timer(now);
+  auto ka = drain();
+  ASSERT_EQ(ka.size(), 1u);
+  EXPECT_EQ(ka[0][0], static_cast<std::uint8_t>(wire::SessionType::Keepalive));
+  // The peer's keepalives keep it alive; one lost frame is nothing (TCP
+  // repeats it), only 30 s of silence ends the session.
+  now += 20s;
+  feed(wire::encode(wire::SessionKeepalive{}));
+  now += 29s;
+  link->on_timer(now);
+  EXPECT_EQ(link->state(), SessionState::Up);
+  now += 1s;
+  link->on_timer(now);
+  EXPECT_EQ(ev.closes, 1);
+  EXPECT_EQ(link->state(), SessionState::Backoff);
+}
+
+TEST_F(SessionLinkTest, AnIdleSessionIsClosed) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  feed(wire::encode(wire::SessionAck{1, 1}));
+  for (int i = 0; i < 13; ++i) {  // the peer's keepalives come every 10 s
+    now += 10s;
+    feed(wire::encode(wire::SessionKeepalive{}));
+    link->on_timer(now);
+    drain();
+  }
+  EXPECT_EQ(link->state(), SessionState::Idle);
+  EXPECT_EQ(ev.closes, 1);
+  EXPECT_TRUE(link->finished());
+}
+
+TEST_F(SessionLinkTest, RequestsGoOnTheSessionAndAreResentIfItBreaksBeforeTheAnswer) {
+  wire::Request r;
+  r.requested_type = 64;
+  r.tx_id = 11;
+  link->request(r, now);
+  bring_up();
+  auto out = drain();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0][0], static_cast<std::uint8_t>(wire::Type::Request));
+  link->closed(CloseCause::Closed, "reset", now);
+  now += 1s;
+  link->on_timer(now);
+  bring_up();
+  out = drain();
+  ASSERT_EQ(out.size(), 1u);
+  // The answer's txend ends the request.
+  feed(wire::encode(wire::TxEnd{11, 0}));
+  EXPECT_EQ(link->requests_pending(), 0u);
+}
+
+TEST_F(SessionLinkTest, MalformedFramesBreakTheSession) {
+  link->send(tx(1), false, now);
+  link->connected(now);
+  drain();
+  std::string error;
+  EXPECT_FALSE(link->on_packet(wire::encode(wire::SessionAck{1, 1}), now, error));  // before up
+  Bytes bad = answer_hello();
+  bad[4] = 'X';  // no magic
+  EXPECT_FALSE(link->on_packet(bad, now, error));
+  wire::SessionHello not_answer;
+  EXPECT_FALSE(link->on_packet(wire::encode(not_answer), now, error));
+}
+
+TEST(SessionResponder, AnswersTheHelloAcknowledgesAndKeepsAlive) {
+  SessionLimits limits;
+  SessionResponder r(limits);
+  TimePoint now = TimePoint{} + 50s;
+  std::string error;
+  ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionHello{}), true, now, error)) << error;
+  EXPECT_TRUE(r.active());
+  Bytes out;
+  ASSERT_TRUE(r.next_frame(out, now));
+  std::string e2;
+  auto f = wire::decode_session(out, e2);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->type, wire::SessionType::Hello);
+  EXPECT_TRUE(f->hello.answer);
+  r.completed(9, 3);
+  ASSERT_TRUE(r.next_frame(out, now));
+  f = wire::decode_session(out, e2);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->ack.tx_id, 9);
+  EXPECT_EQ(f->ack.packets, 3);
+  now += limits.keepalive_every;
+  EXPECT_EQ(r.on_timer(now), SessionResponder::Tick::Write);
+  ASSERT_TRUE(r.next_frame(out, now));
+  EXPECT_EQ(out[0], static_cast<std::uint8_t>(wire::SessionType::Keepalive));
+  now += limits.dead_after;
+  EXPECT_EQ(r.on_timer(now), SessionResponder::Tick::Dead);
+}
+
+TEST(SessionResponder, RefusesFramesOutOfPlace) {
+  SessionLimits limits;
+  TimePoint now{};
+  std::string error;
+  {
+    SessionResponder r(limits);  // a hello that is not the stream's first packet
+    EXPECT_FALSE(r.on_frame(wire::encode(wire::SessionHello{}), false, now, error));
+  }
+  {
+    SessionResponder r(limits);  // a keepalive on a stream that is no session
+    EXPECT_FALSE(r.on_frame(wire::encode(wire::SessionKeepalive{}), true, now, error));
+  }
+  {
+    SessionResponder r(limits);
+    ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionHello{}), true, now, error));
+    EXPECT_FALSE(r.on_frame(wire::encode(wire::SessionHello{}), false, now, error));
+    SessionResponder r2(limits);
+    ASSERT_TRUE(r2.on_frame(wire::encode(wire::SessionHello{}), true, now, error));
+    EXPECT_FALSE(r2.on_frame(wire::encode(wire::SessionAck{1, 1}), false, now, error));
+  }
+}
+
+TEST(SessionResponder, AnOpenerThatNeverReadsHoldsABoundedQueue) {
+  SessionLimits limits;
+  SessionResponder r(limits);
+  TimePoint now{};
+  std::string error;
+  ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionHello{}), true, now, error));
+  for (std::uint16_t i = 0; i < 10000; ++i) r.completed(i, 1);
+  std::size_t n = 0;
+  Bytes out;
+  while (r.next_frame(out, now)) ++n;
+  EXPECT_EQ(n, SessionResponder::kMaxControl);
+  EXPECT_EQ(r.dropped_acks(), 10000u + 1 - SessionResponder::kMaxControl);
+}
+
+TEST(SessionFrames, RoundTripAndRefusals) {
+  std::string error;
+  wire::SessionHello h;
+  h.answer = true;
+  h.keepalive_seconds = 10;
+  auto f = wire::decode_session(wire::encode(h), error);
+  ASSERT_TRUE(f) << error;
+  EXPECT_TRUE(f->hello.answer);
+  EXPECT_EQ(f->hello.keepalive_seconds, 10);
+  EXPECT_EQ(f->hello.version, wire::kSessionVersion);
+  auto a = wire::decode_session(wire::encode(wire::SessionAck{0xabcd, 0x1234}), error);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->ack.tx_id, 0xabcd);
+  EXPECT_EQ(a->ack.packets, 0x1234);
+  // Longer frames of a later version keep working; cut ones do not.
+  Bytes longer = wire::encode(h);
+  longer.push_back(7);
+  longer[3] = static_cast<std::uint8_t>(longer.size() - 4);
+  EXPECT_TRUE(wire::decode_session(longer, error));
+  Bytes cut = wire::encode(wire::SessionAck{1, 2});
+  cut.pop_back();
+  EXPECT_FALSE(wire::decode_session(cut, error));
+  Bytes short_ack = {0xc9, 0, 0, 2, 0, 1};
+  EXPECT_FALSE(wire::decode_session(short_ack, error));
+  Bytes v0 = wire::encode(h);
+  v0[8] = 0;
+  EXPECT_FALSE(wire::decode_session(v0, error));
+  Bytes wrong_version = wire::encode(wire::SessionKeepalive{});
+  wrong_version[1] = 1;
+  EXPECT_FALSE(wire::decode_session(wrong_version, error));
+  Bytes push = {0, 0, 0, 4, 0, 1, 0, 0};
+  EXPECT_FALSE(wire::decode_session(push, error));
+}
+
+}  // namespace
+}  // namespace alfred::link
