@@ -7,7 +7,8 @@
 //   the rest       the stream
 // Checked: every packet handed out is a whole TLV (4 + its length bytes, at
 // most kMaxPacket, a known type and version) and goes through decode() and the
-// codec oracle; buffered() never exceeds kMaxPacket; after feed() returned
+// codec oracle (a session frame: at most kMaxSessionFrame bytes, through
+// decode_session()); buffered() never exceeds kMaxPacket; after feed() returned
 // false it keeps returning false and hands out nothing. The same bytes fed in
 // one go and a straightforward reference parser give the same packets and
 // fail (or not) at the same point.
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
+#include "wire/session_frames.hpp"
 #include "wire/stream_reader.hpp"
 
 using namespace alfred;
@@ -39,6 +41,15 @@ void check_packet(std::span<const std::uint8_t> p) {
   FUZZ_CHECK(wire::read_tlv_header(p, h));
   FUZZ_CHECK(p.size() == wire::kTlvSize + h.length);
   FUZZ_CHECK(h.version == wire::kVersion);
+  if (wire::is_session_type(h.type)) {
+    FUZZ_CHECK(p.size() <= wire::kMaxSessionFrame);
+    std::string error;
+    auto f = wire::decode_session(p, error);
+    FUZZ_CHECK(f || !error.empty());
+    if (f && f->type == wire::SessionType::Ack)
+      FUZZ_CHECK(wire::decode_session(wire::encode(f->ack), error)->ack.tx_id == f->ack.tx_id);
+    return;
+  }
   FUZZ_CHECK(h.type <= wire::kMaxType);
   decode_checked(p);
 }
@@ -50,7 +61,9 @@ Outcome reference(std::span<const std::uint8_t> s) {
   while (s.size() - pos >= wire::kTlvSize) {
     std::uint8_t type = s[pos], version = s[pos + 1];
     std::size_t len = static_cast<std::size_t>(s[pos + 2]) << 8 | s[pos + 3];
-    if (version != wire::kVersion || type > wire::kMaxType || len > wire::kMaxTlvLength) {
+    bool session = wire::is_session_type(type);
+    if (version != wire::kVersion || (type > wire::kMaxType && !session) ||
+        len > wire::kMaxTlvLength || (session && wire::kTlvSize + len > wire::kMaxSessionFrame)) {
       o.failed = true;
       return o;
     }

@@ -151,6 +151,7 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
     // ones too) would go before the primaries already waiting.
     it->second.last_full_sync = now;
     fx_.log("new primary " + describe(from));
+    if (mode_ == wire::Mode::Primary && i->active) welcome(Route{i->name, from.addr, from.mac, 0});
   }
   it->second.addr = from.addr;
   it->second.last_seen = now;
@@ -164,6 +165,23 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
     push_local(Route{i->name, from.addr, from.mac, 0}, store_.snapshot(Source::Local),
                PushKind::Prompt);
   }
+}
+
+void Engine::welcome(const Route& to) {
+  if (welcomes_left_ <= 0) return;
+  auto snap = store_.snapshot(Source::FirstHand);
+  if (snap.empty()) return;
+  std::size_t size = wire::PushEncoder::encoded_size(snap, false, wire::kMaxPacket);
+  // Charged to the period's sync budget like every sync to a primary.
+  if (sync_budget_ > 0 && sync_spent_ + size > sync_budget_) {
+    crowded_ = true;
+    return;
+  }
+  --welcomes_left_;
+  sync_spent_ += size;
+  fx_.log("first-hand data (" + std::to_string(snap.size()) + " records) to new primary " +
+          describe(to));
+  fx_.send_push(to, wire::PushEncoder(std::move(snap), random_id_(), false), PushKind::Prompt);
 }
 
 void Engine::push_local(const Route& to, Snapshot records, PushKind kind) {
@@ -577,6 +595,7 @@ void Engine::refresh_mesh_addresses(TimePoint now) {
 
 void Engine::on_sync_tick(TimePoint now) {
   refresh_mesh_addresses(now);
+  welcomes_left_ = kWelcomesPerPeriod;
   if (mode_ == wire::Mode::Primary) {
     for (const auto& i : ifaces_) announce(i);
     // One snapshot serves every primary; the records are shared, not copied.

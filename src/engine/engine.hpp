@@ -58,6 +58,10 @@ class Engine {
   // The translation table of a large mesh has a few thousand entries; more
   // than this are not kept.
   static constexpr std::size_t kMaxMeshAddresses = 65536;
+  // A primary hands a newly heard primary its first-hand data at once (a
+  // restarted one would otherwise miss what changed until our next period);
+  // at most this many a period, so a flood of announcements costs little.
+  static constexpr int kWelcomesPerPeriod = 8;
 
   Engine(EngineConfig config, Effects& effects, TqSource& tq,
          std::function<std::uint16_t()> random_id);
@@ -123,6 +127,7 @@ class Engine {
   // A secondary's push of its own records (the tick's, an adoption's, a
   // prompt one); nothing when there are none.
   void push_local(const Route& to, Snapshot records, PushKind kind);
+  void welcome(const Route& to);
   void update_tq();
   // While a primary table was full in the last period: what batman-adv knows
   // is in the mesh, so that real primaries get in past forged ones.
@@ -161,6 +166,7 @@ class Engine {
   std::set<Mac> mesh_addresses_;  // batman-adv's translation table, when last asked
   std::size_t sync_budget_;
   std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick
+  int welcomes_left_ = kWelcomesPerPeriod;
   std::size_t max_answer_bytes_;
   // Bytes held by answers in flight; their snapshots' deleters count down.
   std::shared_ptr<std::size_t> answers_live_ = std::make_shared<std::size_t>(0);

@@ -70,12 +70,13 @@ void SessionLink::start_connecting(TimePoint now) {
   ev_.open_connection();
 }
 
-void SessionLink::connected(TimePoint now) {
+void SessionLink::connected(TimePoint now, bool primary) {
   if (state_ != SessionState::Connecting) return;
   state_ = SessionState::Hello;
   state_since_ = last_rx_ = last_tx_ = now;
   control_.clear();
   wire::SessionHello hello;
+  hello.primary = primary;
   hello.keepalive_seconds = static_cast<std::uint16_t>(
       std::chrono::duration_cast<std::chrono::seconds>(limits_.keepalive_every).count());
   control_.push_back(wire::encode(hello));
@@ -110,6 +111,7 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
       state_ = SessionState::Up;
       state_since_ = now;
       spoke_sessions_ = true;
+      reform_ = false;
       failed_reconnects_ = 0;
       backoff_ = Duration::zero();
       ev_.learned(true);
@@ -166,6 +168,7 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
     case SessionState::Up: {
       std::size_t again = unacked_.size() + (current_ ? 1 : 0);
       requeue();
+      reform_ = true;
       ev_.log("session down (" + std::string(why) + "), " + std::to_string(again) +
               " unacknowledged transaction(s) to resend");
       enter_backoff(now, why);
@@ -192,6 +195,7 @@ void SessionLink::requeue() {
 
 void SessionLink::give_up(bool legacy) {
   requeue();
+  reform_ = false;
   std::deque<Item> items;
   items.swap(outgoing_);
   std::deque<PendingRequest> reqs;
@@ -275,7 +279,7 @@ void SessionLink::on_timer(TimePoint now) {
       return;
     case SessionState::Backoff:
       if (now < retry_at_) return;
-      if (outgoing_.empty() && requests_.empty()) {
+      if (outgoing_.empty() && requests_.empty() && !reform_) {
         state_ = SessionState::Idle;
         return;
       }
@@ -329,7 +333,7 @@ std::optional<TimePoint> SessionLink::deadline() const {
 }
 
 bool SessionLink::finished() const {
-  return state_ == SessionState::Idle && queued() == 0 && requests_.empty();
+  return state_ == SessionState::Idle && queued() == 0 && requests_.empty() && !reform_;
 }
 
 }  // namespace alfred::link

@@ -55,8 +55,9 @@ struct SessionLimits {
   // the same instant.
   Duration backoff_min = std::chrono::milliseconds(200);
   Duration backoff_max = std::chrono::seconds(30);
-  // Reconnects that failed in a row before what is queued goes by UDP.
-  int max_failed_reconnects = 3;
+  // Reconnects that failed in a row before what is queued goes by UDP:
+  // with the connect timeout and the backoff, about 35 s of outage.
+  int max_failed_reconnects = 6;
 };
 
 enum class SessionState { Idle, Connecting, Hello, Up, Backoff };
@@ -97,7 +98,8 @@ class SessionLink {
   void request(const wire::Request& request, TimePoint now);
 
   // --- what the connection did
-  void connected(TimePoint now);
+  // `primary`: we are one (told to the peer in our hello).
+  void connected(TimePoint now, bool primary = false);
   // A packet cut from the stream: a session frame (hello, ack, keepalive), or
   // a packet of an answer, which the transport also hands to the engine.
   // False when it breaks the session's rules (the transport closes).
@@ -146,6 +148,9 @@ class SessionLink {
   std::minstd_rand rng_;
   SessionState state_ = SessionState::Idle;
   bool spoke_sessions_ = false;  // this peer answered a hello before
+  // A session that was up broke: it is re-formed even with nothing to
+  // send, so that a restarted peer hears from us (our hello) at once.
+  bool reform_ = false;
   int failed_reconnects_ = 0;
   Duration backoff_{};
   TimePoint state_since_{};

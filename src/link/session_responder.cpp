@@ -19,6 +19,7 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
       return false;
     }
     active_ = true;
+    peer_primary_ = f->hello.primary;
     last_tx_ = now;
     wire::SessionHello answer;
     answer.answer = true;

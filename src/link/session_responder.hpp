@@ -32,6 +32,8 @@ class SessionResponder {
   // Any bytes from the opener.
   void heard(TimePoint now) { last_rx_ = now; }
   bool active() const { return active_; }
+  // The opener said in its hello that it is a primary.
+  bool peer_primary() const { return peer_primary_; }
 
   // The engine completed transaction `tx_id` of `packets` packets that came
   // on this stream.
@@ -48,6 +50,7 @@ class SessionResponder {
  private:
   SessionLimits limits_;
   bool active_ = false;
+  bool peer_primary_ = false;
   std::deque<std::vector<std::uint8_t>> control_;
   TimePoint last_rx_{}, last_tx_{};
   std::uint64_t dropped_acks_ = 0;

@@ -78,7 +78,8 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
                [this](const PeerAddress& a) { return is_own_address(a); },
                [this](const Mac& peer, std::uint16_t id) {
                  return engine_.transactions().contains({peer, id});
-               }},
+               },
+               [this] { return engine_.mode() == wire::Mode::Primary; }},
            tcp_limits(options)),
       ipc_(io, options.unix_path,
            [this](ClientId c, std::span<const std::uint8_t> m) { on_ipc(c, m); }),

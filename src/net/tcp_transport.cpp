@@ -1,5 +1,7 @@
 #include "net/tcp_transport.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/capability.h>
 #include <sys/socket.h>
 
@@ -156,7 +158,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       self->read();
       if (self->kind_ == Kind::Session) {
         if (Peer* p = self->t_.session_peer(self->iface_, self->peer_, self->id_))
-          p->link.connected(Clock::now());
+          p->link.connected(Clock::now(), self->t_.cb_.is_primary());
       }
       self->pump();
     });
@@ -273,7 +275,20 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       close("peer stopped reading");
       return;
     }
-    if (kind_ == Kind::Session) return;  // its link keeps the session's time
+    if (kind_ == Kind::Session) {
+      // Its link keeps the session's time. But data that TCP has retransmitted
+      // four times in a row unanswered (3 s and more at the minimum RTO)
+      // means the link is down; TCP would wait out its doubling backoff (up
+      // to two minutes) after the link is back. A new connection starts
+      // over: its SYNs go 1 and 2 s apart.
+      tcp_info info{};
+      socklen_t len = sizeof info;
+      if (::getsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+          info.tcpi_backoff >= 4)
+        fail("link down? " + std::to_string(info.tcpi_backoff) +
+             " retransmissions unanswered");
+      return;
+    }
     if (responder_.active()) {
       switch (responder_.on_timer(now)) {
         case link::SessionResponder::Tick::Dead:
@@ -380,9 +395,18 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
           bad_session(error);
           return;
         }
-        if (!was_active && responder_.active())
+        if (!was_active && responder_.active()) {
           log_verbose("tcp " + std::to_string(id_) + ": session from " +
-                      describe(iface_, peer_));
+                      describe(iface_, peer_) + (responder_.peer_primary() ? ", a primary" : ""));
+          // A primary's session is as good as its announcement (better: it
+          // completed a handshake from its address), so a primary that just
+          // restarted knows the others as soon as their sessions re-form.
+          if (responder_.peer_primary()) {
+            Route r{iface_, peer_, mac_, 0};
+            t_.cb_.deliver(r, wire::encode(wire::AnnouncePrimary{}));
+            if (closed_) return;
+          }
+        }
         pump();
         return;
       }

@@ -73,6 +73,8 @@ class TcpTransport {
     // Whether the engine still holds an unfinished transaction `id` from
     // `peer`: after a txend on a session, a finished one is acknowledged.
     std::function<bool(const Mac& peer, std::uint16_t id)> transaction_open;
+    // We are a primary (said in our session hellos).
+    std::function<bool()> is_primary;
   };
 
   struct Stats {

@@ -8,6 +8,7 @@ namespace {
 // "AlfS": tells a hello from anything that merely has its type byte.
 constexpr std::uint8_t kMagic[4] = {'A', 'l', 'f', 'S'};
 constexpr std::uint8_t kFlagAnswer = 0x01;
+constexpr std::uint8_t kFlagPrimary = 0x02;
 
 std::vector<std::uint8_t> frame(SessionType t, std::initializer_list<std::uint8_t> body) {
   // Sized once and filled by index: gcc 12 warns (-Warray-bounds, a false
@@ -31,7 +32,8 @@ std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[
 std::vector<std::uint8_t> encode(const SessionHello& h) {
   return frame(SessionType::Hello,
                {kMagic[0], kMagic[1], kMagic[2], kMagic[3], h.version,
-                static_cast<std::uint8_t>(h.answer ? kFlagAnswer : 0), hi(h.keepalive_seconds),
+                static_cast<std::uint8_t>((h.answer ? kFlagAnswer : 0) | (h.primary ? kFlagPrimary : 0)),
+                hi(h.keepalive_seconds),
                 lo(h.keepalive_seconds)});
 }
 
@@ -75,6 +77,7 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
         return std::nullopt;
       }
       f.hello.answer = (body[5] & kFlagAnswer) != 0;
+      f.hello.primary = (body[5] & kFlagPrimary) != 0;
       f.hello.keepalive_seconds = be16(body.data() + 6);
       return f;
     case SessionType::Ack:

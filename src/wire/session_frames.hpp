@@ -26,6 +26,10 @@ constexpr std::uint8_t kSessionVersion = 1;
 struct SessionHello {
   std::uint8_t version = kSessionVersion;
   bool answer = false;                 // the acceptor's hello, in reply to the opener's
+  // The sender is a primary. A primary that restarted learns the other
+  // primaries from their sessions re-forming, not a period later from
+  // their announcements.
+  bool primary = false;
   std::uint16_t keepalive_seconds = 0;  // how often the sender sends one when idle
 };
 struct SessionAck {

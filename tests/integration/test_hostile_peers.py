@@ -29,7 +29,7 @@ Phases:
   1 TCP: 32 connections that send half a header and stall, 16 announcing
     65535 bytes, one announcing 65000 then sending 10 bytes, 32 requests for
     type 64 whose answers are never read, then 1000 idle connections.  The
-    daemon's documented limits are checked on the way: never more than 128
+    daemon's documented limits are checked on the way: never more than 256
     connections at once, the 65535-byte headers closed at once, the stalled
     partial packets closed by the 10 s timeout while the attacker still holds
     them.
@@ -109,7 +109,7 @@ def probe_limit(binary: str) -> float:
 def rss_limit_kb(binary: str, idle_kb: float) -> float:
     return idle_kb + RSS_LIMIT_KB if is_sanitized(binary) else RSS_LIMIT_KB
 FD_RECOVERY = 40.0       # > TCP idle timeout (30 s) + slack
-TCP_MAX_PER_IFACE = 128
+TCP_MAX_PER_IFACE = 256
 
 BIG_RECORDS = 40         # victim's type-64 data: 40 x 50 KB = 2 MB
 BIG_SIZE = 50_000

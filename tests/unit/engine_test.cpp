@@ -280,6 +280,11 @@ TEST_F(EngineFixture, PrimaryAnnouncesAndSyncsFirstHandOnly) {
   packet(3, push_packet(2, 0, {{mac_of(6), 64, 0, bytes("synced")}}));
   txend(3, 2, 1);
   announce(3);
+  // A new primary gets our first-hand data at once, then every period.
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].kind, PushKind::Prompt);
+  EXPECT_EQ(fx.pushes[0].to.mac, mac_of(3));
+  fx.pushes.clear();
   engine->on_sync_tick(T0 + 1s);
   ASSERT_FALSE(fx.sent.empty());
   EXPECT_TRUE(fx.sent[0].to.addr.multicast);
@@ -291,6 +296,25 @@ TEST_F(EngineFixture, PrimaryAnnouncesAndSyncsFirstHandOnly) {
   std::vector<Mac> sources;
   for (auto& r : p.records) sources.push_back(r.source);
   EXPECT_EQ(sources, (std::vector<Mac>{own, mac_of(5)}));
+}
+
+// A restarted primary learns the others only as they announce or re-form
+// their sessions; what reached it first-hand meanwhile goes to each as it is
+// heard. A flood of new addresses gets a few such pushes a period.
+TEST_F(EngineFixture, NewPrimariesGetOurFirstHandDataAtOnceAFewAPeriod) {
+  make(wire::Mode::Primary);
+  engine->ipc_set_data(client_push(64, "local"), T0);
+  for (int s = 2; s < 40; ++s) announce(s, T0 + 1ms);
+  EXPECT_EQ(fx.pushes.size(), static_cast<std::size_t>(Engine::kWelcomesPerPeriod));
+  for (const auto& p : fx.pushes) EXPECT_EQ(p.kind, PushKind::Prompt);
+  fx.pushes.clear();
+  announce(2, T0 + 2ms);  // known: nothing more
+  EXPECT_TRUE(fx.pushes.empty());
+  engine->on_sync_tick(T0 + 1s);
+  fx.pushes.clear();
+  announce(41, T0 + 1100ms);  // the next period's first newcomer
+  ASSERT_EQ(fx.pushes.size(), 1u);
+  EXPECT_EQ(fx.pushes[0].to.mac, mac_of(41));
 }
 
 TEST_F(EngineFixture, PrimaryForwardsFreshFirstHandChangesPromptly) {
@@ -855,6 +879,58 @@ TEST(EngineAnswers, MemoryOfAnswersInFlightIsCapped) {
   EXPECT_EQ(engine.answers_in_flight_bytes(), 0u);
   engine.on_packet(route_of(30), wire::encode(wire::Request{70, 1}), T0);
   EXPECT_EQ(fx.held.size(), 1u);
+}
+
+}  // namespace
+}  // namespace alfred
+
+namespace alfred {
+namespace {
+
+// When a better primary appears, the secondary's data goes to it at the
+// tick that chooses it, not a period later.
+TEST_F(EngineFixture, BestPrimaryChangeSendsLocalDataToTheNewOneAtOnce) {
+  make(wire::Mode::Secondary, {"mesh0"}, "bat0");
+  engine->ipc_set_data(client_push(64, "local"), T0);
+  tq.values = {{mac_of(2), 200}, {mac_of(3), 100}};
+  announce(2);
+  announce(3);
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_EQ(engine->best_server()->mac, mac_of(2));
+  std::size_t before = fx.pushes.size();
+  tq.values = {{mac_of(2), 50}, {mac_of(3), 250}};
+  announce(2, T0 + 2s);
+  announce(3, T0 + 2s);
+  engine->on_sync_tick(T0 + 2s);
+  ASSERT_EQ(engine->best_server()->mac, mac_of(3));
+  ASSERT_EQ(fx.pushes.size(), before + 1);
+  EXPECT_EQ(fx.pushes.back().to.mac, mac_of(3));
+  EXPECT_EQ(fx.pushes.back().packets.size(), 2u);  // the record + txend
+}
+
+// A session that breaks mid-transaction leaves no half-applied transaction:
+// nothing of it is applied until it is whole, and the sender's resend on the
+// next session (same id, from its first packet) applies it exactly once.
+TEST_F(EngineFixture, ASessionThatDiesMidTransactionAppliesNothingUntilTheResend) {
+  make(wire::Mode::Primary);
+  Route first = route_of(2);
+  first.stream = 5;
+  auto p0 = push_packet(21, 0, {{mac_of(2), 64, 0, bytes("a")}});
+  auto p1 = push_packet(21, 1, {{mac_of(2), 65, 0, bytes("b")}});
+  engine->on_packet(first, p0, T0);
+  // ... the connection breaks here: no second packet, no txend.
+  EXPECT_EQ(engine->store().size(), 0u);
+  EXPECT_TRUE(engine->transactions().contains({mac_of(2), 21}));
+  Route second = route_of(2);
+  second.stream = 6;
+  engine->on_packet(second, p0, T0 + 300ms);
+  engine->on_packet(second, p1, T0 + 300ms);
+  EXPECT_EQ(engine->store().size(), 0u);
+  engine->on_packet(second, wire::encode(wire::TxEnd{21, 2}), T0 + 300ms);
+  EXPECT_EQ(data_of(mac_of(2), 64), "a");
+  EXPECT_EQ(data_of(mac_of(2), 65), "b");
+  EXPECT_FALSE(engine->transactions().contains({mac_of(2), 21}));
+  EXPECT_EQ(fx.events.size(), 2u);  // each record changed once
 }
 
 }  // namespace

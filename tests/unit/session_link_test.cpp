@@ -226,7 +226,7 @@ TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff)
     waits.push_back(now - start);
     link->closed(CloseCause::Refused, "connection refused", now);  // still restarting
   }
-  ASSERT_EQ(waits.size(), 3u);
+  ASSERT_EQ(waits.size(), static_cast<std::size_t>(limits.max_failed_reconnects));
   EXPECT_GE(waits[0], 150ms);
   EXPECT_LE(waits[0], 260ms);
   EXPECT_GT(waits[1], waits[0]);
@@ -240,6 +240,30 @@ TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff)
   ASSERT_EQ(link->state(), SessionState::Connecting);
   link->closed(CloseCause::Refused, "connection refused", now);
   EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+}
+
+// A peer that restarted hears our hello again at once (and, from a primary,
+// learns that we are one), even if nothing was waiting to be sent.
+TEST_F(SessionLinkTest, ABrokenSessionIsReformedWithNothingQueued) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  feed(wire::encode(wire::SessionAck{1, 1}));
+  EXPECT_EQ(link->queued(), 0u);
+  link->closed(CloseCause::Closed, "peer closed", now);
+  EXPECT_FALSE(link->finished());
+  now += 1s;
+  link->on_timer(now);
+  EXPECT_EQ(ev.opens, 2);
+  link->connected(now, true);
+  Bytes b;
+  ASSERT_TRUE(link->next_packet(b, now));
+  std::string error;
+  auto f = wire::decode_session(b, error);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(f->hello.primary);
+  feed(answer_hello());
+  EXPECT_EQ(link->state(), SessionState::Up);
 }
 
 TEST_F(SessionLinkTest, KeepalivesWhenIdleAndASilentPeerIsDeadAfterThirtySeconds) {
@@ -318,8 +342,11 @@ TEST(SessionResponder, AnswersTheHelloAcknowledgesAndKeepsAlive) {
   SessionResponder r(limits);
   TimePoint now = TimePoint{} + 50s;
   std::string error;
-  ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionHello{}), true, now, error)) << error;
+  wire::SessionHello opener;
+  opener.primary = true;
+  ASSERT_TRUE(r.on_frame(wire::encode(opener), true, now, error)) << error;
   EXPECT_TRUE(r.active());
+  EXPECT_TRUE(r.peer_primary());
   Bytes out;
   ASSERT_TRUE(r.next_frame(out, now));
   std::string e2;
