@@ -169,9 +169,9 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
 
 void Engine::welcome(const Route& to) {
   if (welcomes_left_ <= 0) return;
-  auto snap = store_.snapshot(Source::FirstHand);
-  if (snap.empty()) return;
-  std::size_t size = wire::PushEncoder::encoded_size(snap, false, wire::kMaxPacket);
+  if (!welcome_snap_) welcome_snap_ = std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand));
+  if (welcome_snap_->empty()) return;
+  std::size_t size = wire::PushEncoder::encoded_size(*welcome_snap_, false, wire::kMaxPacket);
   // Charged to the period's sync budget like every sync to a primary.
   if (sync_budget_ > 0 && sync_spent_ + size > sync_budget_) {
     crowded_ = true;
@@ -179,9 +179,9 @@ void Engine::welcome(const Route& to) {
   }
   --welcomes_left_;
   sync_spent_ += size;
-  fx_.log("first-hand data (" + std::to_string(snap.size()) + " records) to new primary " +
+  fx_.log("first-hand data (" + std::to_string(welcome_snap_->size()) + " records) to new primary " +
           describe(to));
-  fx_.send_push(to, wire::PushEncoder(std::move(snap), random_id_(), false), PushKind::Prompt);
+  fx_.send_push(to, wire::PushEncoder::shared(welcome_snap_, random_id_(), false), PushKind::Prompt);
 }
 
 void Engine::push_local(const Route& to, Snapshot records, PushKind kind) {
@@ -347,6 +347,7 @@ void Engine::note_first_hand_change(std::uint8_t type, const Mac& source, TimePo
   // A primary forwards what it set or heard first-hand to the other
   // primaries, a secondary what it set to its primary: changes coalesce for
   // prompt_delay_, then go as one small transaction.
+  welcome_snap_.reset();
   if (prompt_delay_ <= Duration::zero()) return;
   prompt_keys_.insert({type, source});
   if (!prompt_at_) prompt_at_ = now + prompt_delay_;
@@ -596,6 +597,7 @@ void Engine::refresh_mesh_addresses(TimePoint now) {
 void Engine::on_sync_tick(TimePoint now) {
   refresh_mesh_addresses(now);
   welcomes_left_ = kWelcomesPerPeriod;
+  welcome_snap_.reset();
   if (mode_ == wire::Mode::Primary) {
     for (const auto& i : ifaces_) announce(i);
     // One snapshot serves every primary; the records are shared, not copied.

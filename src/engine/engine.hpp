@@ -167,6 +167,9 @@ class Engine {
   std::size_t sync_budget_;
   std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick
   int welcomes_left_ = kWelcomesPerPeriod;
+  // The first-hand snapshot welcomes share until something first-hand
+  // changes: one snapshot, not one per newcomer.
+  std::shared_ptr<const Snapshot> welcome_snap_;
   std::size_t max_answer_bytes_;
   // Bytes held by answers in flight; their snapshots' deleters count down.
   std::shared_ptr<std::size_t> answers_live_ = std::make_shared<std::size_t>(0);

@@ -113,7 +113,6 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
       spoke_sessions_ = true;
       reform_ = false;
       failed_reconnects_ = 0;
-      backoff_ = Duration::zero();
       ev_.learned(true);
       ev_.log("session up (session version " + std::to_string(f->hello.version) + "), " +
               std::to_string(queued()) + " transaction(s) and " +
@@ -169,6 +168,7 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
       std::size_t again = unacked_.size() + (current_ ? 1 : 0);
       requeue();
       reform_ = true;
+      if (now - state_since_ >= limits_.stable_after) backoff_ = Duration::zero();
       ev_.log("session down (" + std::string(why) + "), " + std::to_string(again) +
               " unacknowledged transaction(s) to resend");
       enter_backoff(now, why);

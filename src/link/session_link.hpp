@@ -55,6 +55,10 @@ struct SessionLimits {
   // the same instant.
   Duration backoff_min = std::chrono::milliseconds(200);
   Duration backoff_max = std::chrono::seconds(30);
+  // A session must have stayed up this long for the backoff to start over:
+  // a peer that takes sessions and drops them at once gets ever slower
+  // reconnects, not five a second.
+  Duration stable_after = std::chrono::seconds(10);
   // Reconnects that failed in a row before what is queued goes by UDP:
   // with the connect timeout and the backoff, about 35 s of outage.
   int max_failed_reconnects = 6;
