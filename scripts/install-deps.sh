@@ -13,5 +13,7 @@ apt-get install -y --no-install-recommends \
   libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   clang libclang-rt-14-dev \
+  libgps-dev gpsd gpsd-clients \
   alfred vde2 nftables iproute2 iputils-ping procps time \
-  python3 python3-pytest
+  python3 python3-pytest \
+  debhelper lintian mandoc man-db

@@ -21,10 +21,15 @@ ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
 echo "== fuzzing (libFuzzer, ${ALFRED_FUZZ_SECONDS:-60} s per target)"
 scripts/fuzz.sh "${ALFRED_FUZZ_SECONDS:-60}"
 
-echo "== integration tests (network namespaces, our daemon and Debian's alfred)"
+# The release run of the integration tests is the Debian package's: built
+# with Debian's flags, installed over Debian's alfred with dpkg -i, the suite
+# run against the installed /usr/sbin/alfred (Debian's from its saved
+# package as the reference), then purged and Debian's alfred reinstalled.
+echo "== the Debian package: build, lintian, install, integration tests against it, purge"
 export ALFRED_ASAN_BIN="$PWD/build-asan/alfred"
+ALFRED_SKIP_DEPS=1 scripts/package-test.sh
+
 export DEBIAN_ALFRED=/usr/sbin/alfred
-ALFRED_BIN="$PWD/build/alfred" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration
 
 echo "== integration tests again, with the ASan+UBSan daemon and client under test"
 ALFRED_BIN="$PWD/build-asan/alfred" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/integration

@@ -325,3 +325,112 @@ std::uint8_t tq_of(const Mac& server, const std::map<Mac, Mac>& tt,
 }
 
 }  // namespace alfred::batadv
+
+// --- what batadv-vis -s reads -----------------------------------------------
+
+namespace alfred::batadv {
+namespace {
+
+// Policy of the attributes the vis parsers read; the rest stays NLA_UNSPEC
+// (see policy() above).
+const nla_policy* vis_policy() {
+  static const auto table = [] {
+    std::array<nla_policy, BATADV_ATTR_MAX + 1> p{};
+    const nla_policy mac{NLA_UNSPEC, 6, 6};
+    p[BATADV_ATTR_ORIG_ADDRESS] = mac;
+    p[BATADV_ATTR_NEIGH_ADDRESS] = mac;
+    p[BATADV_ATTR_TT_ADDRESS] = mac;
+    p[BATADV_ATTR_HARD_ADDRESS] = mac;
+    p[BATADV_ATTR_HARD_IFNAME] = nla_policy{NLA_STRING, 0, IFNAMSIZ};
+    p[BATADV_ATTR_HARD_IFINDEX] = nla_policy{NLA_U32, 0, 0};
+    p[BATADV_ATTR_TQ] = nla_policy{NLA_U8, 0, 0};
+    p[BATADV_ATTR_FLAG_BEST] = nla_policy{NLA_FLAG, 0, 0};
+    p[BATADV_ATTR_ACTIVE] = nla_policy{NLA_FLAG, 0, 0};
+    return p;
+  }();
+  return table.data();
+}
+
+// parse_entry() with vis_policy().
+bool parse_vis_entry(nl_msg* msg, std::uint8_t expected_cmd, AttrTable& tb) {
+  if (msg == nullptr) return false;
+  nlmsghdr* nlh = nlmsg_hdr(msg);
+  if (nlh == nullptr) return false;
+  if (nlh->nlmsg_len < NLMSG_HDRLEN || nlh->nlmsg_len > nlmsg_get_max_size(msg)) return false;
+  if (nlh->nlmsg_type < NLMSG_MIN_TYPE) return false;
+  if (!genlmsg_valid_hdr(nlh, 0)) return false;
+  auto* gnlh = static_cast<genlmsghdr*>(nlmsg_data(nlh));
+  if (gnlh->cmd != expected_cmd) return false;
+  tb.fill(nullptr);
+  return nla_parse(tb.data(), BATADV_ATTR_MAX, genlmsg_attrdata(gnlh, 0), genlmsg_attrlen(gnlh, 0),
+                   vis_policy()) == 0;
+}
+
+template <typename Entry, typename Parse>
+std::optional<std::vector<Entry>> dump_list(const std::string& mesh_iface, std::uint8_t cmd,
+                                            Parse parse) {
+  return with_connection(mesh_iface,
+                         [&](Connection& c, unsigned ifindex,
+                             Clock::time_point deadline) -> std::optional<std::vector<Entry>> {
+                           std::vector<Entry> out;
+                           const bool ok = c.dump(cmd, ifindex, deadline, [&](nl_msg* m) {
+                             if (auto e = parse(m)) out.push_back(std::move(*e));
+                           });
+                           if (!ok) return std::nullopt;
+                           return out;
+                         });
+}
+
+}  // namespace
+
+std::optional<HardInterface> parse_hard_interface(nl_msg* msg) {
+  AttrTable tb;
+  if (!parse_vis_entry(msg, BATADV_CMD_GET_HARDIF, tb)) return std::nullopt;
+  if (!tb[BATADV_ATTR_HARD_IFINDEX] || !tb[BATADV_ATTR_HARD_ADDRESS]) return std::nullopt;
+  HardInterface h;
+  h.ifindex = nla_get_u32(tb[BATADV_ATTR_HARD_IFINDEX]);
+  h.address = mac_of(tb[BATADV_ATTR_HARD_ADDRESS]);
+  if (const nlattr* name = tb[BATADV_ATTR_HARD_IFNAME]) {
+    // The policy (NLA_STRING) made sure of the terminator; strnlen all the same.
+    const auto* p = static_cast<const char*>(nla_data(name));
+    h.name.assign(p, strnlen(p, static_cast<std::size_t>(nla_len(name))));
+  }
+  h.active = tb[BATADV_ATTR_ACTIVE] != nullptr;
+  return h;
+}
+
+std::optional<OriginatorRoute> parse_originator_route(nl_msg* msg) {
+  AttrTable tb;
+  if (!parse_vis_entry(msg, BATADV_CMD_GET_ORIGINATORS, tb)) return std::nullopt;
+  if (!tb[BATADV_ATTR_ORIG_ADDRESS] || !tb[BATADV_ATTR_NEIGH_ADDRESS] || !tb[BATADV_ATTR_TQ] ||
+      !tb[BATADV_ATTR_HARD_IFINDEX] || !tb[BATADV_ATTR_FLAG_BEST])
+    return std::nullopt;
+  OriginatorRoute r;
+  r.originator = mac_of(tb[BATADV_ATTR_ORIG_ADDRESS]);
+  r.neighbour = mac_of(tb[BATADV_ATTR_NEIGH_ADDRESS]);
+  r.tq = nla_get_u8(tb[BATADV_ATTR_TQ]);
+  r.hard_ifindex = nla_get_u32(tb[BATADV_ATTR_HARD_IFINDEX]);
+  return r;
+}
+
+std::optional<Mac> parse_local_translation(nl_msg* msg) {
+  AttrTable tb;
+  if (!parse_vis_entry(msg, BATADV_CMD_GET_TRANSTABLE_LOCAL, tb)) return std::nullopt;
+  if (!tb[BATADV_ATTR_TT_ADDRESS]) return std::nullopt;
+  return mac_of(tb[BATADV_ATTR_TT_ADDRESS]);
+}
+
+std::optional<std::vector<HardInterface>> hard_interfaces(const std::string& mesh_iface) {
+  return dump_list<HardInterface>(mesh_iface, BATADV_CMD_GET_HARDIF, parse_hard_interface);
+}
+
+std::optional<std::vector<OriginatorRoute>> originator_routes(const std::string& mesh_iface) {
+  return dump_list<OriginatorRoute>(mesh_iface, BATADV_CMD_GET_ORIGINATORS,
+                                    parse_originator_route);
+}
+
+std::optional<std::vector<Mac>> local_translations(const std::string& mesh_iface) {
+  return dump_list<Mac>(mesh_iface, BATADV_CMD_GET_TRANSTABLE_LOCAL, parse_local_translation);
+}
+
+}  // namespace alfred::batadv

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "wire/mac.hpp"
 
@@ -47,5 +48,37 @@ std::optional<std::pair<Mac, Mac>> parse_translation(struct nl_msg* msg);
 // errno when the kernel aborted it (e.g. -ENODEV for a non-batman interface),
 // -EINVAL when the message is not a well-formed NLMSG_DONE.
 int parse_done_status(struct nl_msg* msg);
+
+// --- what batadv-vis -s reads -----------------------------------------------
+
+// A hard interface of the mesh (BATADV_CMD_GET_HARDIF dump entry).
+struct HardInterface {
+  std::uint32_t ifindex = 0;
+  std::string name;
+  Mac address{};
+  bool active = false;
+};
+
+// A best-route originator entry with the neighbour it is reached through and
+// the hard interface that neighbour is on (B.A.T.M.A.N. IV entries only:
+// they carry a TQ).
+struct OriginatorRoute {
+  Mac originator{};
+  Mac neighbour{};
+  std::uint8_t tq = 0;
+  std::uint32_t hard_ifindex = 0;
+};
+
+// Dumps, in the kernel's order; nullopt on any failure (as originator_tq).
+std::optional<std::vector<HardInterface>> hard_interfaces(const std::string& mesh_iface);
+std::optional<std::vector<OriginatorRoute>> originator_routes(const std::string& mesh_iface);
+// Every entry of the local translation table (clients of this node), VLAN
+// duplicates included, in the kernel's order.
+std::optional<std::vector<Mac>> local_translations(const std::string& mesh_iface);
+
+// Parsers of single dump messages, with the same contract as parse_originator.
+std::optional<HardInterface> parse_hard_interface(struct nl_msg* msg);
+std::optional<OriginatorRoute> parse_originator_route(struct nl_msg* msg);
+std::optional<Mac> parse_local_translation(struct nl_msg* msg);
 
 }  // namespace alfred::batadv

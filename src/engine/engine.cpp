@@ -79,6 +79,7 @@ void Engine::interface_down(const std::string& name) {
 // ---------------------------------------------------------------- network
 
 void Engine::on_packet(const Route& from, std::span<const std::uint8_t> bytes, TimePoint now) {
+  last_completed_.reset();
   auto decoded = wire::decode(bytes);
   if (!decoded.ok) {
     log_limited("decode", now, [&] {
@@ -168,7 +169,11 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
 }
 
 void Engine::welcome(const Route& to) {
+  // Counted before anything is built: a newcomer over the budget costs a
+  // welcome too, so alternating changes and forged newcomers cannot make us
+  // build a snapshot of the store for each.
   if (welcomes_left_ <= 0) return;
+  --welcomes_left_;
   if (!welcome_snap_) welcome_snap_ = std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand));
   if (welcome_snap_->empty()) return;
   std::size_t size = wire::PushEncoder::encoded_size(*welcome_snap_, false, wire::kMaxPacket);
@@ -177,7 +182,6 @@ void Engine::welcome(const Route& to) {
     crowded_ = true;
     return;
   }
-  --welcomes_left_;
   sync_spent_ += size;
   fx_.log("first-hand data (" + std::to_string(welcome_snap_->size()) + " records) to new primary " +
           describe(to));
@@ -302,6 +306,7 @@ void Engine::finish_if_complete(const TransactionTable::Key& key, const Route& f
   auto* tx = transactions_.find(key);
   if (!tx || !tx->complete()) return;
   auto done = transactions_.take(key);
+  last_completed_ = key;
   TimePoint now = done.last_rx;
   std::size_t bytes = done.bytes;
   for (const auto& [seqno, packet] : done.packets) apply(from.mac, packet, now);

@@ -93,6 +93,10 @@ class Engine {
   const TransactionTable& transactions() const { return transactions_; }
   const RequestBudget& request_budget() const { return requests_; }
   std::size_t answers_in_flight_bytes() const { return *answers_live_; }
+  // The last packet fed in completed (and applied) transaction `id` of `peer`.
+  bool just_completed(const Mac& peer, std::uint16_t id) const {
+    return last_completed_ && last_completed_->peer == peer && last_completed_->id == id;
+  }
   std::optional<Route> best_server() const;
   std::vector<Route> servers() const;
   const std::string& bat_iface() const { return bat_iface_; }
@@ -167,6 +171,7 @@ class Engine {
   std::size_t sync_budget_;
   std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick
   int welcomes_left_ = kWelcomesPerPeriod;
+  std::optional<TransactionTable::Key> last_completed_;
   // The first-hand snapshot welcomes share until something first-hand
   // changes: one snapshot, not one per newcomer.
   std::shared_ptr<const Snapshot> welcome_snap_;

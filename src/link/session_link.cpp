@@ -36,7 +36,7 @@ void SessionLink::send(wire::PushEncoder tx, bool full, TimePoint now) {
     unacked_.clear();
     ev_.log("session: full sync supersedes " + std::to_string(n) + " queued transaction(s)");
   }
-  outgoing_.push_back(Item{std::move(tx), full, now});
+  outgoing_.push_back(Item{std::move(tx), full, now, {}, 0});
   make_room();
   if (state_ == SessionState::Idle) start_connecting(now);
   else if (state_ == SessionState::Up) ev_.wake();
@@ -59,7 +59,7 @@ void SessionLink::request(const wire::Request& request, TimePoint now) {
     ev_.request_by_udp(request);
     return;
   }
-  requests_.push_back(PendingRequest{request, false});
+  requests_.push_back(PendingRequest{request, false, now});
   if (state_ == SessionState::Idle) start_connecting(now);
   else if (state_ == SessionState::Up) ev_.wake();
 }
@@ -151,9 +151,18 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
       give_up(false);
       return;
     case SessionState::Hello:
-      if (spoke_sessions_ && cause != CloseCause::Closed) {
-        ++failed_reconnects_;
-        enter_backoff(now, why);
+      // Only a clean close on our hello says "2016 framing" (that proposal
+      // reads the hello whole, then closes). A reset is a peer at its
+      // connection limit, or a link problem: as a failed connect.
+      if (cause != CloseCause::Closed) {
+        if (spoke_sessions_ && failed_reconnects_ < limits_.max_failed_reconnects) {
+          ++failed_reconnects_;
+          enter_backoff(now, why);
+        } else {
+          ev_.log("session: connection reset before the session was up (" + std::string(why) +
+                  "), " + std::to_string(queued()) + " transaction(s) go by UDP");
+          give_up(false);
+        }
         return;
       }
       // Closed on our hello: a peer of the 2016 framing (or of ours from
@@ -180,13 +189,14 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
 void SessionLink::requeue() {
   control_.clear();
   if (current_) {
-    outgoing_.push_front(Item{current_->tx.restarted(), current_->full, current_->queued_at});
+    outgoing_.push_front(Item{current_->tx.restarted(), current_->full, current_->queued_at, {},
+                              current_->sends});
     current_.reset();
     ++resent_;
   }
   while (!unacked_.empty()) {
     Item& i = unacked_.back();
-    outgoing_.push_front(Item{i.tx.restarted(), i.full, i.queued_at});
+    outgoing_.push_front(Item{i.tx.restarted(), i.full, i.queued_at, {}, i.sends});
     unacked_.pop_back();
     ++resent_;
   }
@@ -249,6 +259,7 @@ bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
       if (outgoing_.empty()) return false;
       current_ = std::move(outgoing_.front());
       outgoing_.pop_front();
+      ++current_->sends;
       ev_.log("push of " + std::to_string(current_->tx.total_size()) + " bytes (transaction " +
               std::to_string(current_->tx.tx_id()) + (current_->full ? ", full sync" : "") + ")");
     }
@@ -259,14 +270,33 @@ bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
     // Written through its txend; it stays until the peer confirms it. One
     // that had no packet at all has nothing to confirm.
     if (current_->tx.packets_sent() > 0 || current_->tx.record_count() > 0) {
-      current_->queued_at = now;  // from here: when it was written
+      current_->written_at = now;
       unacked_.push_back(std::move(*current_));
     }
     current_.reset();
   }
 }
 
+void SessionLink::prune(TimePoint now) {
+  auto stale = [&](const Item& i) {
+    return now - i.queued_at >= limits_.max_age || i.sends >= limits_.max_sends;
+  };
+  std::size_t before = outgoing_.size() + unacked_.size();
+  std::erase_if(outgoing_, stale);
+  std::erase_if(unacked_, [&](const Item& i) { return now - i.queued_at >= limits_.max_age; });
+  if (std::size_t n = before - outgoing_.size() - unacked_.size()) {
+    superseded_ += n;
+    ev_.log("session: " + std::to_string(n) + " transaction(s) dropped after " +
+            std::to_string(limits_.max_sends) + " sessions or " + ms(limits_.max_age) +
+            " unconfirmed (the next full sync carries them)");
+  }
+  std::erase_if(requests_, [&](const PendingRequest& r) {
+    return now - r.queued_at >= limits_.request_timeout;
+  });
+}
+
 void SessionLink::on_timer(TimePoint now) {
+  prune(now);
   switch (state_) {
     case SessionState::Idle:
     case SessionState::Connecting:
@@ -274,10 +304,21 @@ void SessionLink::on_timer(TimePoint now) {
     case SessionState::Hello:
       if (now - state_since_ >= limits_.hello_timeout) {
         ev_.close_connection("no answer to the session hello");
-        closed(CloseCause::Closed, "no answer to the session hello", now);
+        // A peer that spoke sessions before is slow, not of the 2016 framing.
+        closed(spoke_sessions_ ? CloseCause::Failed : CloseCause::Closed,
+               "no answer to the session hello", now);
       }
       return;
     case SessionState::Backoff:
+      if (now - last_use_ >= limits_.idle_close) {
+        // Nobody has sent to this peer for a long while: it is not one we
+        // serve any more, so there is nothing to re-form.
+        reform_ = false;
+        outgoing_.clear();
+        requests_.clear();
+        state_ = SessionState::Idle;
+        return;
+      }
       if (now < retry_at_) return;
       if (outgoing_.empty() && requests_.empty() && !reform_) {
         state_ = SessionState::Idle;
@@ -294,7 +335,7 @@ void SessionLink::on_timer(TimePoint now) {
       }
       // A transaction the peer took but never confirmed: its engine refused
       // it (a limit). The session is fine; the next full sync tries again.
-      while (!unacked_.empty() && now - unacked_.front().queued_at >= limits_.dead_after) {
+      while (!unacked_.empty() && now - unacked_.front().written_at >= limits_.dead_after) {
         ev_.log("session: transaction " + std::to_string(unacked_.front().tx.tx_id()) +
                 " not acknowledged within " + ms(limits_.dead_after) + ", dropped");
         unacked_.pop_front();
@@ -324,7 +365,7 @@ std::optional<TimePoint> SessionLink::deadline() const {
       return retry_at_;
     case SessionState::Up: {
       TimePoint d = std::min(last_rx_ + limits_.dead_after, last_tx_ + limits_.keepalive_every);
-      if (!unacked_.empty()) d = std::min(d, unacked_.front().queued_at + limits_.dead_after);
+      if (!unacked_.empty()) d = std::min(d, unacked_.front().written_at + limits_.dead_after);
       if (queued() == 0 && requests_.empty()) d = std::min(d, last_use_ + limits_.idle_close);
       return d;
     }

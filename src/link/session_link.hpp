@@ -59,6 +59,15 @@ struct SessionLimits {
   // a peer that takes sessions and drops them at once gets ever slower
   // reconnects, not five a second.
   Duration stable_after = std::chrono::seconds(10);
+  // A transaction is dropped this long after it was first queued, or once
+  // it was sent on max_sends sessions without an acknowledgement: by then
+  // the periodic full sync carries it, and a peer that takes sessions and
+  // never confirms cannot make us resend it for ever.
+  Duration max_age = std::chrono::seconds(60);
+  int max_sends = 3;
+  // A forwarded request is answered within the engine's transaction
+  // timeout or never; past it, it is forgotten.
+  Duration request_timeout = std::chrono::seconds(10);
   // Reconnects that failed in a row before what is queued goes by UDP:
   // with the connect timeout and the backoff, about 35 s of outage.
   int max_failed_reconnects = 6;
@@ -129,12 +138,17 @@ class SessionLink {
   struct Item {
     wire::PushEncoder tx;
     bool full;
-    TimePoint queued_at;
+    TimePoint queued_at;     // first queued (kept across resends)
+    TimePoint written_at{};  // its txend handed out, for the ack timeout
+    int sends = 0;           // sessions it was started on
   };
   struct PendingRequest {
     wire::Request request;
     bool sent = false;
+    TimePoint queued_at{};
   };
+  // Drops what is too old or was sent too often, and requests past their timeout.
+  void prune(TimePoint now);
 
   void start_connecting(TimePoint now);
   void enter_backoff(TimePoint now, std::string_view why);

@@ -77,7 +77,7 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
                },
                [this](const PeerAddress& a) { return is_own_address(a); },
                [this](const Mac& peer, std::uint16_t id) {
-                 return engine_.transactions().contains({peer, id});
+                 return engine_.just_completed(peer, id);
                },
                [this] { return engine_.mode() == wire::Mode::Primary; }},
            tcp_limits(options)),

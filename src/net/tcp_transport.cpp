@@ -277,16 +277,20 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     }
     if (kind_ == Kind::Session) {
       // Its link keeps the session's time. But data that TCP has retransmitted
-      // four times in a row unanswered (3 s and more at the minimum RTO)
-      // means the link is down; TCP would wait out its doubling backoff (up
+      // four times in a row unanswered (3 s and more at the minimum RTO), with
+      // nothing acknowledged for 5 s, means the link is down; TCP would wait out its doubling backoff (up
       // to two minutes) after the link is back. A new connection starts
       // over: its SYNs go 1 and 2 s apart.
       tcp_info info{};
       socklen_t len = sizeof info;
+      // Nothing acknowledged for 5 s as well: zero-window probes to a peer
+      // that answers them but does not read also grow the backoff, and are
+      // the stall timeout's business.
       if (::getsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
-          info.tcpi_backoff >= 4)
-        fail("link down? " + std::to_string(info.tcpi_backoff) +
-             " retransmissions unanswered");
+          (info.tcpi_retransmits >= 4 || info.tcpi_backoff >= 4) && info.tcpi_unacked > 0 &&
+          info.tcpi_last_ack_recv >= 5000)
+        fail("link down? nothing acknowledged for " + std::to_string(info.tcpi_last_ack_recv) +
+             " ms, " + std::to_string(info.tcpi_backoff) + " retransmissions");
       return;
     }
     if (responder_.active()) {
@@ -384,7 +388,15 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       if (type == static_cast<std::uint8_t>(wire::SessionType::Ack) && verbose())
         log_verbose("tcp " + std::to_string(id_) + ": transaction " +
                     std::to_string(be16(packet.data() + 4)) + " acknowledged, " + counters());
-      if (!wire::is_session_type(type)) t_.cb_.deliver(from, packet);
+      // On our own session the peer only answers: the records of what we
+      // asked for (push data, txend). A request or an announcement there
+      // would have us answer into a stream nobody reads.
+      if (type == static_cast<std::uint8_t>(wire::Type::PushData) ||
+          type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd)) {
+        t_.cb_.deliver(from, packet);
+      } else if (!wire::is_session_type(type)) {
+        bad_session("a packet of type " + std::to_string(type) + " on our own session");
+      }
       return;
     }
     if (kind_ == Kind::Inbound) {
@@ -417,7 +429,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       if (responder_.active() && type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) &&
           packet.size() >= 8) {
         std::uint16_t id = be16(packet.data() + 4), packets = be16(packet.data() + 6);
-        if (!t_.cb_.transaction_open(mac_, id)) {
+        if (t_.cb_.transaction_completed(mac_, id)) {
           responder_.completed(id, packets);
           if (verbose())
             log_verbose("tcp " + std::to_string(id_) + ": acknowledging transaction " +
@@ -633,7 +645,10 @@ void TcpTransport::on_accepted(Listener& l, asio::ip::tcp::socket sock) {
   auto refuse = [&](const std::string& why) {
     ++stats_.refused;
     log_verbose("tcp: refused connection on " + l.iface.name + ": " + why);
+    // A reset, not a close: an opener of ours takes a clean close on its
+    // session hello for the 2016 framing, a reset for "try again later".
     asio::error_code ignore;
+    sock.set_option(asio::socket_base::linger(true, 0), ignore);
     sock.close(ignore);
   };
   if (ec) return refuse(ec.message());

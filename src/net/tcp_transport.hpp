@@ -70,9 +70,10 @@ class TcpTransport {
     // MAC of an accepted peer (EUI-64 or neighbour table); nullopt refuses it.
     std::function<std::optional<Mac>(const std::string& iface, const PeerAddress& peer)> peer_mac;
     std::function<bool(const PeerAddress& addr)> is_own_address;
-    // Whether the engine still holds an unfinished transaction `id` from
-    // `peer`: after a txend on a session, a finished one is acknowledged.
-    std::function<bool(const Mac& peer, std::uint16_t id)> transaction_open;
+    // Whether the packet just delivered completed (and applied) transaction
+    // `id` from `peer`: after a txend on a session, only such a one is
+    // acknowledged, never one the engine refused.
+    std::function<bool(const Mac& peer, std::uint16_t id)> transaction_completed;
     // We are a primary (said in our session hellos).
     std::function<bool()> is_primary;
   };

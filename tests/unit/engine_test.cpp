@@ -935,3 +935,27 @@ TEST_F(EngineFixture, ASessionThatDiesMidTransactionAppliesNothingUntilTheResend
 
 }  // namespace
 }  // namespace alfred
+
+namespace alfred {
+namespace {
+
+// Only a transaction the engine applied is reported complete (what a session
+// acknowledges), never one it refused.
+TEST_F(EngineFixture, JustCompletedOnlyForAppliedTransactions) {
+  TransactionLimits small;
+  small.max_per_peer = 1;
+  make(wire::Mode::Primary, {"mesh0"}, "none", false, small);
+  packet(2, push_packet(1, 0, {{mac_of(2), 64, 0, bytes("a")}}));  // 1 stays open
+  packet(2, push_packet(2, 0, {{mac_of(2), 65, 0, bytes("b")}}));  // refused: limit
+  txend(2, 2, 1);
+  EXPECT_FALSE(engine->just_completed(mac_of(2), 2));
+  EXPECT_EQ(data_of(mac_of(2), 65), "<none>");
+  txend(2, 1, 1);
+  EXPECT_TRUE(engine->just_completed(mac_of(2), 1));
+  EXPECT_EQ(data_of(mac_of(2), 64), "a");
+  announce(3);
+  EXPECT_FALSE(engine->just_completed(mac_of(2), 1));
+}
+
+}  // namespace
+}  // namespace alfred

@@ -266,6 +266,65 @@ TEST_F(SessionLinkTest, ABrokenSessionIsReformedWithNothingQueued) {
   EXPECT_EQ(link->state(), SessionState::Up);
 }
 
+// A peer that takes sessions and never confirms cannot make us resend for
+// ever: a transaction goes after max_sends sessions (or max_age).
+TEST_F(SessionLinkTest, ATransactionNeverConfirmedIsDroppedAfterMaxSends) {
+  link->send(tx(1), false, now);
+  for (int i = 0; i < limits.max_sends; ++i) {
+    bring_up();
+    EXPECT_EQ(txends(drain()), std::vector<std::uint16_t>{1});
+    now += limits.stable_after;  // up long enough: the backoff starts over
+    feed(wire::encode(wire::SessionKeepalive{}));
+    link->closed(CloseCause::Closed, "reset after reading", now);
+    for (int k = 0; k < 1000 && link->state() == SessionState::Backoff; ++k) {
+      now += 50ms;
+      link->on_timer(now);
+    }
+  }
+  // Re-formed (a broken session is), but with nothing left to send.
+  EXPECT_EQ(link->queued(), 0u);
+  EXPECT_EQ(link->superseded(), 1u);
+}
+
+TEST_F(SessionLinkTest, QueuedWorkAndRequestsExpire) {
+  wire::Request r;
+  r.requested_type = 64;
+  r.tx_id = 3;
+  link->request(r, now);
+  link->send(tx(1), false, now);
+  link->closed(CloseCause::Refused, "refused", now);  // unknown peer: by UDP
+  EXPECT_EQ(ev.udp_requests, std::vector<std::uint16_t>{3});
+  // A peer that had a session, then stays away: after idle_close the link
+  // forgets it instead of reconnecting for ever.
+  link->send(tx(2), false, now);
+  bring_up();
+  drain();
+  link->request(r, now);
+  link->closed(CloseCause::Closed, "peer gone", now);
+  now += limits.request_timeout;
+  link->on_timer(now);
+  EXPECT_EQ(link->requests_pending(), 0u);
+  for (int k = 0; k < 100000 && !link->finished(); ++k) {
+    now += 100ms;
+    link->on_timer(now);
+    if (link->state() == SessionState::Connecting)
+      link->closed(CloseCause::TimedOut, "no answer", now);
+  }
+  EXPECT_TRUE(link->finished());
+}
+
+// A reset on our hello is a busy peer (at its connection limit) or a bad
+// link, not the 2016 framing, which closes cleanly.
+TEST_F(SessionLinkTest, AResetOnTheHelloIsNotTheLegacyFraming) {
+  link->send(tx(1), false, now);
+  link->connected(now);
+  drain();
+  link->closed(CloseCause::Failed, "connection reset by peer", now);
+  EXPECT_TRUE(ev.learned_.empty());
+  EXPECT_TRUE(ev.legacy.empty());
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+}
+
 TEST_F(SessionLinkTest, KeepalivesWhenIdleAndASilentPeerIsDeadAfterThirtySeconds) {
   link->send(tx(1), false, now);
   bring_up();
