@@ -407,12 +407,22 @@ class Disturbance:
 # --------------------------------------------------------------- statistics
 
 def percentile(xs: list[float], p: float) -> float | None:
+    return percentile_inf(xs, p)
+
+
+def percentile_inf(xs: list[float], p: float) -> float | None:
+    """Linear-interpolated percentile; samples may contain float('inf') (a
+    run that did not converge, an update that did not arrive): no inf*0 = nan."""
     if not xs:
         return None
     s = sorted(xs)
     k = (len(s) - 1) * p / 100.0
     lo = int(k)
     hi = min(lo + 1, len(s) - 1)
+    if k == lo or s[lo] == s[hi]:
+        return s[lo]
+    if s[hi] == float("inf"):
+        return float("inf")
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
