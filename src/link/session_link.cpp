@@ -249,8 +249,9 @@ bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
     if (!r.sent) {
       r.sent = true;
       out = wire::encode(r.request);
-      ev_.log("request for type " + std::to_string(r.request.requested_type) + " (transaction " +
-              std::to_string(r.request.tx_id) + ")");
+      if (ev_.logging())
+        ev_.log("request for type " + std::to_string(r.request.requested_type) +
+                " (transaction " + std::to_string(r.request.tx_id) + ")");
       last_tx_ = now;
       return true;
     }
@@ -260,8 +261,9 @@ bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
       current_ = std::move(outgoing_.front());
       outgoing_.pop_front();
       ++current_->sends;
-      ev_.log("push of " + std::to_string(current_->tx.total_size()) + " bytes (transaction " +
-              std::to_string(current_->tx.tx_id()) + (current_->full ? ", full sync" : "") + ")");
+      if (ev_.logging())
+        ev_.log("push of " + std::to_string(current_->tx.total_size()) + " bytes (transaction " +
+                std::to_string(current_->tx.tx_id()) + (current_->full ? ", full sync" : "") + ")");
     }
     if (current_->tx.next(out)) {
       last_tx_ = now;

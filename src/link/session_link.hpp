@@ -99,6 +99,9 @@ class SessionEvents {
   // The peer answered our hello (Up), or turned out not to speak sessions.
   virtual void learned(bool speaks_sessions) = 0;
   virtual void log(std::string_view line) = 0;
+  // Whether log() shows anything: per-transaction lines are only built then
+  // (sizing a transaction walks its whole snapshot).
+  virtual bool logging() const { return true; }
 };
 
 class SessionLink {

@@ -77,6 +77,7 @@ struct TcpTransport::Peer final : link::SessionEvents {
       t.mark_legacy(key);
     }
   }
+  bool logging() const override { return verbose(); }
   void log(std::string_view line) override {
     if (!verbose()) return;
     if (conn_id)
