@@ -36,6 +36,10 @@ class Effects {
   // A client request forwarded to a primary; the answer comes back as a
   // transaction with the request's id.
   virtual void forward_request(const Route& to, const wire::Request& request) = 0;
+  // Traffic to this server is expected soon (our primary; a primary just
+  // heard): a transport with sessions has one ready, so that the next change
+  // does not wait for a handshake. Said again every period while it holds.
+  virtual void keep_session(const Route& to) { (void)to; }
 
   // Unix-socket replies; the client connection is closed after each.
   virtual void reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) = 0;

@@ -163,8 +163,9 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
   if (mode_ == wire::Mode::Secondary && !best_server() && i->active) {
     best_ = {i->name, from.mac};
     fx_.log("adopted primary " + describe(from) + " on its first announcement");
-    push_local(Route{i->name, from.addr, from.mac, 0}, store_.snapshot(Source::Local),
-               PushKind::Prompt);
+    Route to{i->name, from.addr, from.mac, 0};
+    fx_.keep_session(to);
+    push_local(to, store_.snapshot(Source::Local), PushKind::Prompt);
   }
 }
 
@@ -174,6 +175,10 @@ void Engine::welcome(const Route& to) {
   // build a snapshot of the store for each.
   if (welcomes_left_ <= 0) return;
   --welcomes_left_;
+  // Sessions between primaries are ready before the first change to carry.
+  // Within the welcome count: forged newcomers cost at most that many
+  // connection attempts a period.
+  fx_.keep_session(to);
   if (!welcome_snap_) welcome_snap_ = std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand));
   if (welcome_snap_->empty()) return;
   std::size_t size = wire::PushEncoder::encoded_size(*welcome_snap_, false, wire::kMaxPacket);
@@ -612,7 +617,12 @@ void Engine::on_sync_tick(TimePoint now) {
     choose_best_server();
     if (auto best = best_server()) {
       const Iface* i = find_iface(best->iface);
-      if (i && i->active) push_local(*best, store_.snapshot(Source::Local), PushKind::Sync);
+      if (i && i->active) {
+        // A secondary with nothing of its own still forwards its clients'
+        // requests there, and a new record must not wait for a handshake.
+        fx_.keep_session(*best);
+        push_local(*best, store_.snapshot(Source::Local), PushKind::Sync);
+      }
     }
   }
   prompt_keys_.clear();  // the full sync carries them

@@ -64,6 +64,12 @@ void SessionLink::request(const wire::Request& request, TimePoint now) {
   else if (state_ == SessionState::Up) ev_.wake();
 }
 
+void SessionLink::keep_open(TimePoint now) {
+  last_use_ = now;
+  if (state_ == SessionState::Idle) start_connecting(now);
+  else if (state_ == SessionState::Backoff) reform_ = true;
+}
+
 void SessionLink::start_connecting(TimePoint now) {
   state_ = SessionState::Connecting;
   state_since_ = now;

@@ -112,6 +112,11 @@ class SessionLink {
   // every transaction queued before it redundant.
   void send(wire::PushEncoder tx, bool full, TimePoint now);
   void request(const wire::Request& request, TimePoint now);
+  // Traffic is expected: connect now if there is no session, and count as
+  // use (no idle close). A session formed ahead of its first transaction has
+  // its handshake, and the 3 s retransmission timeout Linux starts with
+  // after a lost SYN, behind it when a change comes.
+  void keep_open(TimePoint now);
 
   // --- what the connection did
   // `primary`: we are one (told to the peer in our hello).

@@ -422,6 +422,11 @@ void Daemon::forward_request(const Route& to, const wire::Request& request) {
   send_packet(to, wire::encode(request));
 }
 
+void Daemon::keep_session(const Route& to) {
+  if (opts_.tcp && !tcp_.udp_only(to.iface, to.addr) && !tcp_.legacy(to.iface, to.addr))
+    tcp_.session_keep(to);
+}
+
 void Daemon::reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) {
   ipc_.reply_records(client, std::move(records), tx_id);
 }

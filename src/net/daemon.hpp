@@ -28,6 +28,7 @@ class Daemon final : public Effects {
   void send_packet(const Route& to, std::vector<std::uint8_t> packet) override;
   void send_push(const Route& to, wire::PushEncoder transaction, PushKind kind) override;
   void forward_request(const Route& to, const wire::Request& request) override;
+  void keep_session(const Route& to) override;
   void reply_records(ClientId client, Snapshot records, std::uint16_t tx_id) override;
   void reply_error(ClientId client, std::uint16_t tx_id) override;
   void event(std::uint8_t type, const Mac& source) override;

@@ -889,6 +889,12 @@ void TcpTransport::session_request(const Route& to, const wire::Request& request
   session_for(to).link.request(request, Clock::now());
 }
 
+void TcpTransport::session_keep(const Route& to) {
+  // Only on an interface we listen on (up), as open() requires.
+  if (!find_iface(to.iface)) return;
+  session_for(to).link.keep_open(Clock::now());
+}
+
 bool TcpTransport::reply(ConnectionId conn, wire::PushEncoder transaction) {
   auto it = connections_.find(conn);
   if (it == connections_.end()) return false;

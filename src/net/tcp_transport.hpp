@@ -106,6 +106,9 @@ class TcpTransport {
   // supersedes what is still queued for the peer.
   void session_push(const Route& to, wire::PushEncoder transaction, bool full);
   void session_request(const Route& to, const wire::Request& request);
+  // A session to this peer is wanted ahead of its traffic (see
+  // link::SessionLink::keep_open).
+  void session_keep(const Route& to);
   // The peer closed on our session hello not long ago: it speaks the 2016
   // framing (or is one of ours from before sessions).
   bool legacy(const std::string& iface, const PeerAddress& peer) const;

@@ -227,6 +227,34 @@ TEST_F(EngineFixture, SecondaryAdoptsOnlyWithoutAPrimary) {
   EXPECT_EQ(engine->best_server()->mac, mac_of(2));
 }
 
+// Sessions are formed ahead of their traffic: a secondary's to the primary
+// it adopts (and to its best one, every period), even with nothing to push;
+// a primary's to each primary it newly hears, within the welcome count.
+TEST_F(EngineFixture, SessionsAreKeptToOurPrimaryAndToNewPrimaries) {
+  make(wire::Mode::Secondary, {"mesh0"}, "bat0");
+  announce(2);
+  ASSERT_EQ(fx.kept.size(), 1u);
+  EXPECT_EQ(fx.kept[0].mac, mac_of(2));
+  EXPECT_TRUE(fx.pushes.empty());  // nothing of its own yet
+  for (int s = 3; s < 50; ++s) announce(s, T0 + 1ms);
+  EXPECT_EQ(fx.kept.size(), 1u);  // only the adopted one
+  tq.values = {{mac_of(2), 10}, {mac_of(3), 200}};
+  fx.kept.clear();
+  engine->on_sync_tick(T0 + 1s);
+  ASSERT_EQ(fx.kept.size(), 1u);
+  EXPECT_EQ(fx.kept[0].mac, mac_of(3));  // the best one, said every period
+  engine->on_sync_tick(T0 + 2s);
+  EXPECT_EQ(fx.kept.size(), 2u);
+
+  fx.kept.clear();
+  make(wire::Mode::Primary);  // with an empty store
+  for (int s = 2; s < 40; ++s) announce(s, T0 + 1ms);
+  EXPECT_EQ(fx.kept.size(), static_cast<std::size_t>(Engine::kWelcomesPerPeriod));
+  EXPECT_TRUE(fx.pushes.empty());
+  announce(2, T0 + 2ms);  // known: nothing more
+  EXPECT_EQ(fx.kept.size(), static_cast<std::size_t>(Engine::kWelcomesPerPeriod));
+}
+
 TEST_F(EngineFixture, PrimaryAnnouncesAsSoonAsAnInterfaceIsUp) {
   make(wire::Mode::Primary, {"mesh0", "mesh1"});
   ASSERT_EQ(fx.sent.size(), 2u);

@@ -47,6 +47,7 @@ struct FakeEffects : Effects {
   std::vector<std::bitset<256>> commands;
   std::vector<std::vector<std::string>> reconfigured;
   std::vector<std::string> logs;
+  std::vector<Route> kept;  // keep_session
 
   void send_packet(const Route& to, std::vector<std::uint8_t> packet) override {
     sent.push_back({to, std::move(packet)});
@@ -58,6 +59,7 @@ struct FakeEffects : Effects {
     pushes.push_back(std::move(p));
   }
   void forward_request(const Route& to, const wire::Request& r) override { requests.push_back({to, r}); }
+  void keep_session(const Route& to) override { kept.push_back(to); }
   void reply_records(ClientId c, Snapshot records, std::uint16_t id) override {
     replies.push_back({c, std::move(records), id, false});
   }

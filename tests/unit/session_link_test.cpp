@@ -363,6 +363,69 @@ TEST_F(SessionLinkTest, AnIdleSessionIsClosed) {
   EXPECT_TRUE(link->finished());
 }
 
+// A session formed ahead of its traffic: the first change finds it up.
+TEST_F(SessionLinkTest, KeepOpenFormsASessionWithNothingQueuedAndHoldsItWhileSaid) {
+  link->keep_open(now);
+  EXPECT_EQ(ev.opens, 1);
+  link->keep_open(now);  // said again: no second connection
+  EXPECT_EQ(ev.opens, 1);
+  bring_up();
+  EXPECT_TRUE(drain().empty());
+  // Said every period (10 s): never idle-closed, keepalives keep it alive.
+  for (int i = 0; i < 30; ++i) {
+    now += 10s;
+    link->keep_open(now);
+    feed(wire::encode(wire::SessionKeepalive{}));
+    link->on_timer(now);
+    drain();
+  }
+  EXPECT_EQ(link->state(), SessionState::Up);
+  EXPECT_EQ(ev.closes, 0);
+  // A change now goes at once, on the session that is already up.
+  int wakes = ev.wakes;
+  link->send(tx(7), false, now);
+  EXPECT_GT(ev.wakes, wakes);
+  EXPECT_EQ(txends(drain()), std::vector<std::uint16_t>{7});
+  EXPECT_EQ(ev.opens, 1);
+  // No longer said: closed once idle_close has passed with nothing sent.
+  feed(wire::encode(wire::SessionAck{7, 1}));
+  for (int i = 0; i < 13; ++i) {
+    now += 10s;
+    feed(wire::encode(wire::SessionKeepalive{}));
+    link->on_timer(now);
+    drain();
+  }
+  EXPECT_EQ(link->state(), SessionState::Idle);
+  EXPECT_TRUE(link->finished());
+}
+
+TEST_F(SessionLinkTest, KeepOpenDuringBackoffReconnectsWithNothingQueued) {
+  link->keep_open(now);
+  bring_up();
+  link->closed(CloseCause::Closed, "peer closed", now);
+  ASSERT_EQ(link->state(), SessionState::Backoff);
+  now += 1s;
+  link->on_timer(now);
+  ASSERT_EQ(ev.opens, 2);  // re-formed (it was up)
+  link->closed(CloseCause::Refused, "refused", now);
+  ASSERT_EQ(link->state(), SessionState::Backoff);
+  link->keep_open(now);
+  now += 2s;
+  link->on_timer(now);
+  EXPECT_EQ(ev.opens, 3);
+  EXPECT_EQ(link->state(), SessionState::Connecting);
+}
+
+// An unknown peer that refuses: nothing queued goes anywhere, and the link
+// is done (the transport marks the peer UDP-only, so it is not said again).
+TEST_F(SessionLinkTest, KeepOpenToAPeerThatRefusesEndsIdle) {
+  link->keep_open(now);
+  link->closed(CloseCause::Refused, "refused", now);
+  EXPECT_EQ(link->state(), SessionState::Idle);
+  EXPECT_TRUE(ev.udp.empty());
+  EXPECT_TRUE(link->finished());
+}
+
 TEST_F(SessionLinkTest, RequestsGoOnTheSessionAndAreResentIfItBreaksBeforeTheAnswer) {
   wire::Request r;
   r.requested_type = 64;
