@@ -20,7 +20,7 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
     }
     active_ = true;
     peer_primary_ = f->hello.primary;
-    last_tx_ = now;
+    last_tx_ = last_used_ = now;
     wire::SessionHello answer;
     answer.answer = true;
     answer.keepalive_seconds = static_cast<std::uint16_t>(

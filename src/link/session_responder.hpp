@@ -38,6 +38,14 @@ class SessionResponder {
   // The engine completed transaction `tx_id` of `packets` packets that came
   // on this stream.
   void completed(std::uint16_t tx_id, std::uint16_t packets);
+  // The opener used the session (a transaction the engine completed, a
+  // request): what keepalives alone do not show.
+  void used(TimePoint now) { last_used_ = now; }
+  // How long the opener has held the session without using it. When an
+  // interface is at its connection limit, the session unused longest (and
+  // for at least the idle close) gives way to a newcomer: a peer holding
+  // slots with keepalives alone cannot lock honest ones out.
+  Duration unused_for(TimePoint now) const { return now - last_used_; }
 
   // A frame to write, once the previous packet has left.
   bool next_frame(std::vector<std::uint8_t>& out, TimePoint now);
@@ -52,7 +60,7 @@ class SessionResponder {
   bool active_ = false;
   bool peer_primary_ = false;
   std::deque<std::vector<std::uint8_t>> control_;
-  TimePoint last_rx_{}, last_tx_{};
+  TimePoint last_rx_{}, last_tx_{}, last_used_{};
   std::uint64_t dropped_acks_ = 0;
 };
 

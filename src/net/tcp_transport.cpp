@@ -124,6 +124,11 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   bool closed() const { return closed_; }
   bool streaming() const { return !connecting_ && !closed_; }
   bool session() const { return kind_ == Kind::Session || responder_.active(); }
+  // An inbound session, and how long its opener has not used it.
+  std::optional<Duration> inbound_session_unused(TimePoint now) const {
+    if (closed_ || kind_ != Kind::Inbound || !responder_.active()) return std::nullopt;
+    return responder_.unused_for(now);
+  }
 
   // --- outbound
   void connect(const asio::ip::tcp::endpoint& to, const PeerAddress& own, unsigned scope) {
@@ -425,12 +430,14 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       }
       t_.cb_.deliver(from, packet);
       if (closed_) return;
+      if (type == static_cast<std::uint8_t>(wire::Type::Request)) responder_.used(now);
       // On a session, a transaction the engine finished is confirmed, so
       // the opener can forget it.
       if (responder_.active() && type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) &&
           packet.size() >= 8) {
         std::uint16_t id = be16(packet.data() + 4), packets = be16(packet.data() + 6);
         if (t_.cb_.transaction_completed(mac_, id)) {
+          responder_.used(now);
           responder_.completed(id, packets);
           if (verbose())
             log_verbose("tcp " + std::to_string(id_) + ": acknowledging transaction " +
@@ -668,11 +675,11 @@ void TcpTransport::on_accepted(Listener& l, asio::ip::tcp::socket sock) {
   }
   auto mac = cb_.peer_mac(l.iface.name, peer);
   if (!mac) return refuse(to_string(peer) + " has no usable MAC (not EUI-64 / not in ARP table)");
-  if (count(l.iface.name, nullptr) >= limits_.max_per_interface)
-    return refuse("interface connection limit " + std::to_string(limits_.max_per_interface));
   if (count(l.iface.name, &peer) >= limits_.max_per_peer)
     return refuse(to_string(peer) + " reached the per-peer limit " +
                   std::to_string(limits_.max_per_peer));
+  if (count(l.iface.name, nullptr) >= limits_.max_per_interface && !evict_unused(l.iface.name))
+    return refuse("interface connection limit " + std::to_string(limits_.max_per_interface));
   ++stats_.accepted;
   ConnectionId id = next_id_++;
   auto c = std::make_shared<Connection>(*this, id, Connection::Kind::Inbound, l.iface.name, peer,
@@ -680,6 +687,33 @@ void TcpTransport::on_accepted(Listener& l, asio::ip::tcp::socket sock) {
   connections_.emplace(id, c);
   log_verbose("tcp " + std::to_string(id) + ": accepted " + describe(l.iface.name, peer));
   c->start_inbound();
+}
+
+bool TcpTransport::evict_unused(const std::string& iface) {
+  // The inbound session whose opener has used it least recently, if that
+  // was at least the idle close ago: an honest opener with data uses its
+  // session every period, so only sessions held by keepalives alone go (an
+  // opener with nothing to send re-forms its own when it needs it).
+  auto now = Clock::now();
+  std::shared_ptr<Connection> victim;
+  Duration longest{};
+  for (const auto& [id, c] : connections_) {
+    if (c->iface() != iface) continue;
+    auto unused = c->inbound_session_unused(now);
+    if (unused && *unused >= limits_.session.idle_close && *unused > longest) {
+      longest = *unused;
+      victim = c;
+    }
+  }
+  if (!victim) return false;
+  if (auto suffix = error_log_.admit("evicted", now))
+    log_error("tcp " + std::to_string(victim->id()) + " " +
+              describe(victim->iface(), victim->peer()) + ": session unused for " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(longest).count()) +
+              " s closed for a newcomer, " + iface + " at its connection limit " +
+              std::to_string(limits_.max_per_interface) + *suffix);
+  victim->close("evicted: unused, interface at its connection limit");
+  return true;
 }
 
 std::size_t TcpTransport::count(const std::string& iface, const PeerAddress* peer) const {

@@ -154,6 +154,9 @@ class TcpTransport {
                    bool timed_out);
   void sweep();
   std::size_t count(const std::string& iface, const PeerAddress* peer) const;
+  // At the connection limit: closes the inbound session unused longest (at
+  // least the session idle close); false if there is none.
+  bool evict_unused(const std::string& iface);
   const TcpInterface* find_iface(const std::string& name) const;
 
   asio::io_context& io_;

@@ -526,6 +526,28 @@ TEST(SessionResponder, AnOpenerThatNeverReadsHoldsABoundedQueue) {
   EXPECT_EQ(r.dropped_acks(), 10000u + 1 - SessionResponder::kMaxControl);
 }
 
+// What makes a session evictable at the connection limit: its opener not
+// using it (transactions completed, requests), keepalives or not.
+TEST(SessionResponder, KeepalivesAloneDoNotCountAsUse) {
+  SessionLimits limits;
+  SessionResponder r(limits);
+  TimePoint now = TimePoint{} + 100s;
+  std::string error;
+  ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionHello{}), true, now, error));
+  EXPECT_EQ(r.unused_for(now), Duration::zero());
+  for (int i = 0; i < 20; ++i) {
+    now += 10s;
+    r.heard(now);
+    ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionKeepalive{}), false, now, error));
+    EXPECT_NE(r.on_timer(now), SessionResponder::Tick::Dead);
+  }
+  EXPECT_EQ(r.unused_for(now), 200s);
+  r.used(now);
+  r.completed(1, 1);
+  now += 5s;
+  EXPECT_EQ(r.unused_for(now), 5s);
+}
+
 TEST(SessionFrames, RoundTripAndRefusals) {
   std::string error;
   wire::SessionHello h;
