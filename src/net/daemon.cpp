@@ -206,13 +206,15 @@ void Daemon::schedule_check() {
 }
 
 void Daemon::link_opened(LinkSocket& l) {
-  engine_.interface_up(l.name(), l.mac(), l.own());
-  log_verbose("interface " + l.name() + " open, " + to_string(l.mac()) + " " + to_string(l.own()));
   // Listening is always on, so peers that choose TCP can reach us even when
-  // we send by UDP ourselves.
+  // we send by UDP ourselves. Before the engine hears of the interface: a
+  // primary announces on it at once, and a peer that connects on that
+  // announcement must not be refused (it would take us for UDP-only).
   std::string error;
   if (!tcp_.listen(TcpInterface{l.name(), l.index(), l.own(), l.ipv4_netmask()}, error))
     log_error(error);
+  engine_.interface_up(l.name(), l.mac(), l.own());
+  log_verbose("interface " + l.name() + " open, " + to_string(l.mac()) + " " + to_string(l.own()));
 }
 
 void Daemon::link_closed(LinkSocket& l) {

@@ -416,6 +416,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
         if (!was_active && responder_.active()) {
           log_verbose("tcp " + std::to_string(id_) + ": session from " +
                       describe(iface_, peer_) + (responder_.peer_primary() ? ", a primary" : ""));
+          t_.speaks_sessions(iface_, peer_);
           // A primary's session is as good as its announcement (better: it
           // completed a handshake from its address), so a primary that just
           // restarted knows the others as soon as their sessions re-form.
@@ -784,6 +785,17 @@ void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer
   udp_only_until_[{iface, peer}] = Clock::now() + limits_.udp_only_for;
   log_verbose("tcp: " + describe(iface, peer) + " treated as UDP-only for " +
               std::to_string(limits_.udp_only_for.count()) + " s (" + why + ")");
+}
+
+void TcpTransport::speaks_sessions(const std::string& iface, const PeerAddress& peer) {
+  // It just opened one to us: whatever an earlier refusal or silence said
+  // (it was starting, or the link was down), it takes TCP now.
+  PeerKey key{iface, peer};
+  bool marked = udp_only_until_.erase(key) > 0;
+  marked = legacy_until_.erase(key) > 0 || marked;
+  if (marked)
+    log_verbose("tcp: " + describe(iface, peer) + " opened a session: no longer UDP-only or 2016 framing");
+  silent_.erase(key);
 }
 
 bool TcpTransport::udp_only(const std::string& iface, const PeerAddress& peer) const {

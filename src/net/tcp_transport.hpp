@@ -150,6 +150,9 @@ class TcpTransport {
                      link::CloseCause cause, const std::string& why);
   void mark_legacy(const PeerKey& key);
   void peer_answered(const std::string& iface, const PeerAddress& peer);
+  // An inbound session from this peer: the marks that it speaks no TCP, or
+  // only the 2016 framing, are wrong now.
+  void speaks_sessions(const std::string& iface, const PeerAddress& peer);
   void peer_failed(const std::string& iface, const PeerAddress& peer, const std::string& why,
                    bool timed_out);
   void sweep();
