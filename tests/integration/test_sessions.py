@@ -88,6 +88,9 @@ def test_sessions_survive_a_primary_restart_and_a_link_outage(make_lab, record_p
     prims, secs = lab.nodes[:2], lab.nodes[2:]
     wait_log(prims, r"new primary (\S+)", timeout=3 * PERIOD)
     wait_log(secs, r"new primary (\S+)", timeout=3 * PERIOD)
+    # Sessions are formed ahead of their traffic: a secondary's to the
+    # primary it adopted, with nothing of its own to send yet.
+    wait_log(secs, r"tcp \d+: session up", timeout=PERIOD)
     expected = {nd.mac: _payload(nd, "first") for nd in lab.nodes}
     for nd in lab.nodes:
         nd.set(RTYPE, expected[nd.mac])
@@ -98,6 +101,13 @@ def test_sessions_survive_a_primary_restart_and_a_link_outage(make_lab, record_p
     time.sleep(1.0)  # let prompt pushes and acks settle
     fds_before = {nd.name: _fds(nd) for nd in lab.nodes}
     problems = []
+    # All of them speak sessions, started in any order: none took another
+    # for UDP-only (a peer connecting on a primary's first announcement
+    # must find it listening).
+    for nd in lab.nodes:
+        if "treated as UDP-only" in daemon_log(nd):
+            problems.append(f"{nd.name} took a peer for UDP-only:\n" + "\n".join(
+                ln for ln in daemon_log(nd).splitlines() if "UDP-only" in ln or "refused" in ln))
 
     # 1: restart a primary; every session to it breaks and re-forms.
     victim, other = prims[0], prims[1]
