@@ -124,6 +124,12 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   bool closed() const { return closed_; }
   bool streaming() const { return !connecting_ && !closed_; }
   bool session() const { return kind_ == Kind::Session || responder_.active(); }
+  // Has a deadline that the idle sweep would keep late: a connect, a packet
+  // half read, a write, something still to write.
+  bool busy() const {
+    return !closed_ && (connecting_ || writing_ || reader_.mid_packet() || job_ || !out_.empty() ||
+                        !replies_.empty());
+  }
   // An inbound session, and how long its opener has not used it.
   std::optional<Duration> inbound_session_unused(TimePoint now) const {
     if (closed_ || kind_ != Kind::Inbound || !responder_.active()) return std::nullopt;
@@ -471,7 +477,15 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     if (out_.empty()) {
       auto now = Clock::now();
       if (kind_ == Kind::Session) {
-        if (Peer* p = t_.session_peer(iface_, peer_, id_)) p->link.next_packet(out_, now);
+        if (Peer* p = t_.session_peer(iface_, peer_, id_)) {
+          p->link.next_packet(out_, now);
+          // Small packets go out together (a push and its txend): one
+          // segment and one wakeup at the peer, not one per packet. At most
+          // kWriteBatch and one packet are held.
+          std::vector<std::uint8_t> more;
+          while (!out_.empty() && out_.size() < kWriteBatch && p->link.next_packet(more, now))
+            out_.insert(out_.end(), more.begin(), more.end());
+        }
         if (out_.empty()) return;  // a session waits for more
       } else if (responder_.active()) {
         // Confirmations and keepalives go between the packets of an answer.
@@ -529,6 +543,8 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     sock_.shutdown(asio::socket_base::shutdown_send, ec);
     if (peer_done_) close("push sent");
   }
+
+  static constexpr std::size_t kWriteBatch = 8192;
 
   TcpTransport& t_;
   ConnectionId id_;
@@ -688,6 +704,7 @@ void TcpTransport::on_accepted(Listener& l, asio::ip::tcp::socket sock) {
   connections_.emplace(id, c);
   log_verbose("tcp " + std::to_string(id) + ": accepted " + describe(l.iface.name, peer));
   c->start_inbound();
+  hurry();  // its first packet's partial timeout
 }
 
 bool TcpTransport::evict_unused(const std::string& iface) {
@@ -830,6 +847,7 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, in
                                         to.addr, to.mac, asio::ip::tcp::socket(io_));
   connections_.emplace(id, c);
   log_verbose("tcp " + std::to_string(id) + ": " + what + " to " + describe(to.iface, to.addr));
+  hurry();  // its connect timeout
   return c;
 }
 
@@ -903,6 +921,7 @@ void TcpTransport::session_ended(const std::string& iface, const PeerAddress& pe
   p->conn.reset();
   p->conn_id = 0;
   p->link.closed(cause, why, Clock::now());
+  hurry();  // a backoff to time
   if (was_up) ++stats_.sessions_down;
   p = session_peer(iface, peer, 0);
   // A peer that never took a connection and was given up on: UDP-only for
@@ -929,22 +948,26 @@ bool TcpTransport::legacy(const std::string& iface, const PeerAddress& peer) con
 
 void TcpTransport::session_push(const Route& to, wire::PushEncoder transaction, bool full) {
   session_for(to).link.send(std::move(transaction), full, Clock::now());
+  hurry();
 }
 
 void TcpTransport::session_request(const Route& to, const wire::Request& request) {
   session_for(to).link.request(request, Clock::now());
+  hurry();
 }
 
 void TcpTransport::session_keep(const Route& to) {
   // Only on an interface we listen on (up), as open() requires.
   if (!find_iface(to.iface)) return;
   session_for(to).link.keep_open(Clock::now());
+  hurry();
 }
 
 bool TcpTransport::reply(ConnectionId conn, wire::PushEncoder transaction) {
   auto it = connections_.find(conn);
   if (it == connections_.end()) return false;
   auto c = it->second;
+  hurry();
   return c->send_reply(std::move(transaction));
 }
 
@@ -969,10 +992,29 @@ void TcpTransport::sweep() {
     it = now >= it->second ? legacy_until_.erase(it) : std::next(it);
   for (auto it = udp_only_until_.begin(); it != udp_only_until_.end();)
     it = now >= it->second ? udp_only_until_.erase(it) : std::next(it);
-  sweep_timer_.expires_after(std::chrono::milliseconds(250));
+  // A quarter second while something is on the move; otherwise once a
+  // second, which is plenty for keepalives (10 s), dead peers (30 s) and the
+  // link-down test (5 s): an idle router is not woken four times a second.
+  // A session's own deadlines (a backoff of 200 ms and up, a hello) are
+  // kept to within kSweepBusy.
+  auto after = kSweepIdle;
+  for (const auto& [id, c] : connections_)
+    if (c->busy()) after = kSweepBusy;
+  for (const auto& [k, p] : peers_)
+    if (auto d = p->link.deadline(); d && *d < now + kSweepIdle) after = kSweepBusy;
+  arm_sweep(after);
+}
+
+void TcpTransport::arm_sweep(std::chrono::milliseconds after) {
+  sweep_timer_.expires_after(after);
   sweep_timer_.async_wait([this](const asio::error_code& ec) {
     if (!ec) sweep();
   });
+}
+
+void TcpTransport::hurry() {
+  if (!sweeping_) return;
+  if (sweep_timer_.expiry() > asio::steady_timer::clock_type::now() + kSweepBusy) arm_sweep(kSweepBusy);
 }
 
 }  // namespace alfred::net

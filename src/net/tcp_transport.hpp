@@ -156,6 +156,11 @@ class TcpTransport {
   void peer_failed(const std::string& iface, const PeerAddress& peer, const std::string& why,
                    bool timed_out);
   void sweep();
+  static constexpr std::chrono::milliseconds kSweepBusy{250}, kSweepIdle{1000};
+  void arm_sweep(std::chrono::milliseconds after);
+  // Something started that has a deadline (a connect, a send, a backoff):
+  // the next sweep comes within kSweepBusy.
+  void hurry();
   std::size_t count(const std::string& iface, const PeerAddress* peer) const;
   // At the connection limit: closes the inbound session unused longest (at
   // least the session idle close); false if there is none.
