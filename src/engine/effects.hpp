@@ -51,6 +51,9 @@ class Effects {
 
   // Diagnostics for verbose mode.
   virtual void log(std::string_view message) = 0;
+  // Whether log() shows anything: lines made per packet or per transaction
+  // are only built then.
+  virtual bool logging() const { return true; }
 };
 
 // Link quality towards primaries, used by secondaries to pick one.

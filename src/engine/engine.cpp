@@ -245,8 +245,9 @@ void Engine::handle_request(const Route& from, const wire::Request& req, TimePoi
         if (auto m = meter.lock()) *m -= cost;
         delete p;
       });
-  fx_.log("request for type " + std::to_string(req.requested_type) + " from " + describe(from) +
-          ": " + std::to_string(snap->size()) + " records");
+  if (fx_.logging())
+    fx_.log("request for type " + std::to_string(req.requested_type) + " from " + describe(from) +
+            ": " + std::to_string(snap->size()) + " records");
   fx_.send_push(from, wire::PushEncoder::shared(std::move(snap), req.tx_id, true), PushKind::Reply);
 }
 
@@ -316,8 +317,9 @@ void Engine::finish_if_complete(const TransactionTable::Key& key, const Route& f
   std::size_t bytes = done.bytes;
   for (const auto& [seqno, packet] : done.packets) apply(from.mac, packet, now);
   // Not rate-limited: the benchmark reads these lines; one per transaction.
-  fx_.log("transaction " + std::to_string(key.id) + " from " + describe(from) + " complete: " +
-          std::to_string(done.packets.size()) + " packets, " + std::to_string(bytes) + " bytes");
+  if (fx_.logging())
+    fx_.log("transaction " + std::to_string(key.id) + " from " + describe(from) + " complete: " +
+            std::to_string(done.packets.size()) + " packets, " + std::to_string(bytes) + " bytes");
   if (done.client) finish_client(*done.client, done.requested_type, key.id);
 }
 
@@ -478,8 +480,9 @@ void Engine::ipc_request(ClientId client, const wire::Request& request, TimePoin
   }
   tx->client = client;
   tx->requested_type = request.requested_type;
-  fx_.log("forwarding request for type " + std::to_string(request.requested_type) + " to " +
-          describe(*best));
+  if (fx_.logging())
+    fx_.log("forwarding request for type " + std::to_string(request.requested_type) + " to " +
+            describe(*best));
   fx_.forward_request(*best, request);
 }
 
@@ -664,8 +667,9 @@ void Engine::on_timer(TimePoint now) {
     } else if (auto best = best_server()) {
       const Iface* i = find_iface(best->iface);
       if (i && i->active) {
-        fx_.log("prompt push of " + std::to_string(keys.size()) + " changed record(s) to " +
-                describe(*best));
+        if (fx_.logging())
+          fx_.log("prompt push of " + std::to_string(keys.size()) + " changed record(s) to " +
+                  describe(*best));
         push_local(*best, store_.snapshot_of(keys, Source::Local), PushKind::Prompt);
       }
     }

@@ -462,6 +462,7 @@ void Daemon::run_update_command(const std::bitset<256>& types) {
 }
 
 void Daemon::log(std::string_view message) { log_verbose(message); }
+bool Daemon::logging() const { return verbose(); }
 
 // ---------------------------------------------------------------- timers
 
@@ -510,14 +511,16 @@ void Daemon::release_memory() {
 void Daemon::arm_tx_timer() {
   release_memory();
   auto deadline = engine_.next_deadline();
-  if (!deadline) {
-    tx_timer_.cancel();
-    return;
-  }
-  if (tx_timer_.expiry() == *deadline) return;
+  // A wait already due no later than the deadline stays: firing early costs
+  // one harmless engine tick, where re-arming on every packet (the earliest
+  // transaction completes, the deadline moves) costs a cancelled handler and
+  // a timerfd update per packet.
+  if (!deadline || (tx_armed_ && tx_timer_.expiry() <= *deadline)) return;
+  tx_armed_ = true;
   tx_timer_.expires_at(*deadline);
   tx_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec) return;
+    tx_armed_ = false;
     engine_.on_timer(Clock::now());
     arm_tx_timer();
   });

@@ -35,6 +35,7 @@ class Daemon final : public Effects {
   void run_update_command(const std::bitset<256>& types) override;
   void reconfigure_interfaces(const std::vector<std::string>& names) override;
   void log(std::string_view message) override;
+  bool logging() const override;
 
  private:
   struct Unresolved {  // an IPv4 datagram waiting for its sender's MAC
@@ -73,6 +74,7 @@ class Daemon final : public Effects {
   ipc::UnixServer ipc_;
   asio::steady_timer sync_timer_;
   asio::steady_timer tx_timer_;
+  bool tx_armed_ = false;  // a wait on tx_timer_ is pending
   asio::steady_timer check_timer_;
   asio::steady_timer arp_timer_;
   asio::signal_set signals_;

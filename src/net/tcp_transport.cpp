@@ -167,6 +167,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                   describe(self->iface_, self->peer_));
       asio::error_code ignore;
       self->sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
+      self->sock_.non_blocking(true, ignore);  // pump() writes at once where it can
       self->read();
       if (self->kind_ == Kind::Session) {
         if (Peer* p = self->t_.session_peer(self->iface_, self->peer_, self->id_))
@@ -215,6 +216,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   void start_inbound() {
     asio::error_code ignore;
     sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
+    sock_.non_blocking(true, ignore);  // pump() writes at once where it can
     read();
   }
 
@@ -473,52 +475,77 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   }
 
   void pump() {
-    if (closed_ || writing_ || connecting_) return;
-    if (out_.empty()) {
-      auto now = Clock::now();
-      if (kind_ == Kind::Session) {
-        if (Peer* p = t_.session_peer(iface_, peer_, id_)) {
-          p->link.next_packet(out_, now);
-          // Small packets go out together (a push and its txend): one
-          // segment and one wakeup at the peer, not one per packet. At most
-          // kWriteBatch and one packet are held.
-          std::vector<std::uint8_t> more;
-          while (!out_.empty() && out_.size() < kWriteBatch && p->link.next_packet(more, now))
-            out_.insert(out_.end(), more.begin(), more.end());
+    // A loop, not recursion: a large transaction written straight into a
+    // socket with room goes packet after packet here.
+    while (!closed_ && !writing_ && !connecting_) {
+      if (out_.empty()) {
+        auto now = Clock::now();
+        if (kind_ == Kind::Session) {
+          if (Peer* p = t_.session_peer(iface_, peer_, id_)) {
+            p->link.next_packet(out_, now);
+            // Small packets go out together (a push and its txend): one
+            // segment and one wakeup at the peer, not one per packet. At
+            // most kWriteBatch and one packet are held.
+            std::vector<std::uint8_t> more;
+            while (!out_.empty() && out_.size() < kWriteBatch && p->link.next_packet(more, now))
+              out_.insert(out_.end(), more.begin(), more.end());
+          }
+          if (out_.empty()) return;  // a session waits for more
+        } else if (responder_.active()) {
+          // Confirmations and keepalives go between the packets of an answer.
+          responder_.next_frame(out_, now);
         }
-        if (out_.empty()) return;  // a session waits for more
-      } else if (responder_.active()) {
-        // Confirmations and keepalives go between the packets of an answer.
-        responder_.next_frame(out_, now);
       }
-    }
-    if (out_.empty() && job_ && !job_->next(out_)) {
-      job_.reset();
-      job_done_ = true;
-    }
-    if (out_.empty()) {
-      if (job_done_ || (kind_ == Kind::Request && request_sent_)) on_all_sent();
+      if (out_.empty() && job_ && !job_->next(out_)) {
+        job_.reset();
+        job_done_ = true;
+      }
+      if (out_.empty()) {
+        if (job_done_ || (kind_ == Kind::Request && request_sent_)) on_all_sent();
+        return;
+      }
+      last_write_progress_ = Clock::now();
+      sending_.swap(out_);
+      // Written at once where the socket has room, as it nearly always has:
+      // an asynchronous write that completes at once still costs a posted
+      // handler and a poll of the reactor, per packet (per acknowledgement).
+      asio::error_code ec;
+      std::size_t n = sock_.write_some(asio::buffer(sending_), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        n = 0;
+      }
+      if (ec) {
+        fail("write: " + ec.message());
+        return;
+      }
+      if (n == sending_.size()) {
+        wrote(n);
+        continue;
+      }
+      writing_ = true;
+      auto self = shared_from_this();
+      asio::async_write(sock_, asio::buffer(sending_.data() + n, sending_.size() - n),
+                        [self, n](const asio::error_code& ec, std::size_t rest) {
+                          self->writing_ = false;
+                          if (self->closed_) return;
+                          if (ec) {
+                            self->fail("write: " + ec.message());
+                            return;
+                          }
+                          self->wrote(n + rest);
+                          self->pump();
+                        });
       return;
     }
-    writing_ = true;
-    last_write_progress_ = Clock::now();
-    sending_.swap(out_);
-    auto self = shared_from_this();
-    asio::async_write(sock_, asio::buffer(sending_),
-                      [self](const asio::error_code& ec, std::size_t n) {
-                        self->writing_ = false;
-                        if (self->closed_) return;
-                        if (ec) {
-                          self->fail("write: " + ec.message());
-                          return;
-                        }
-                        self->bytes_out_ += n;
-                        self->t_.stats_.bytes_out += n;
-                        self->last_activity_ = self->last_write_progress_ = Clock::now();
-                        self->sending_.clear();
-                        if (self->kind_ == Kind::Request) self->request_sent_ = true;
-                        self->pump();
-                      });
+  }
+
+  void wrote(std::size_t n) {
+    bytes_out_ += n;
+    t_.stats_.bytes_out += n;
+    last_activity_ = last_write_progress_ = Clock::now();
+    sending_.clear();
+    if (kind_ == Kind::Request) request_sent_ = true;
   }
 
   void on_all_sent() {
