@@ -676,8 +676,9 @@ void Engine::on_timer(TimePoint now) {
   }
   for (const auto& key : transactions_.expired(now)) {
     auto tx = transactions_.take(key);
-    fx_.log("transaction " + std::to_string(key.id) + " from " + to_string(key.peer) +
-            " timed out with " + std::to_string(tx.packets.size()) + " packets");
+    if (fx_.logging())
+      fx_.log("transaction " + std::to_string(key.id) + " from " + to_string(key.peer) +
+              " timed out with " + std::to_string(tx.packets.size()) + " packets");
     if (tx.client) fx_.reply_error(*tx.client, key.id);
   }
 }

@@ -130,10 +130,13 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     return !closed_ && (connecting_ || writing_ || reader_.mid_packet() || job_ || !out_.empty() ||
                         !replies_.empty());
   }
-  // An inbound session, and how long its opener has not used it.
-  std::optional<Duration> inbound_session_unused(TimePoint now) const {
-    if (closed_ || kind_ != Kind::Inbound || !responder_.active()) return std::nullopt;
-    return responder_.unused_for(now);
+  // How long an inbound connection has gone unused: a session since its
+  // opener's last completed transaction, any other since it opened (it
+  // carries one transaction or one request, the 2016 way, and is done). A
+  // packet half read is never "unused": a transfer is under way.
+  std::optional<Duration> inbound_unused(TimePoint now) const {
+    if (closed_ || kind_ != Kind::Inbound || reader_.mid_packet()) return std::nullopt;
+    return responder_.active() ? responder_.unused_for(now) : now - opened_;
   }
 
   // --- outbound
@@ -167,7 +170,14 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                   describe(self->iface_, self->peer_));
       asio::error_code ignore;
       self->sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
-      self->sock_.non_blocking(true, ignore);  // pump() writes at once where it can
+      // pump() writes at once where it can; a blocking socket would stall
+      // the whole daemon on a peer that does not read.
+      asio::error_code nb;
+      self->sock_.non_blocking(true, nb);
+      if (nb) {
+        self->fail("can't make the socket non-blocking: " + nb.message());
+        return;
+      }
       self->read();
       if (self->kind_ == Kind::Session) {
         if (Peer* p = self->t_.session_peer(self->iface_, self->peer_, self->id_))
@@ -216,7 +226,12 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   void start_inbound() {
     asio::error_code ignore;
     sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
-    sock_.non_blocking(true, ignore);  // pump() writes at once where it can
+    // pump() writes at once where it can; see connect().
+    sock_.non_blocking(true, ignore);
+    if (ignore) {
+      close("can't make the socket non-blocking: " + ignore.message());
+      return;
+    }
     read();
   }
 
@@ -439,7 +454,6 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       }
       t_.cb_.deliver(from, packet);
       if (closed_) return;
-      if (type == static_cast<std::uint8_t>(wire::Type::Request)) responder_.used(now);
       // On a session, a transaction the engine finished is confirmed, so
       // the opener can forget it.
       if (responder_.active() && type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) &&
@@ -492,8 +506,12 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
           }
           if (out_.empty()) return;  // a session waits for more
         } else if (responder_.active()) {
-          // Confirmations and keepalives go between the packets of an answer.
+          // Confirmations and keepalives go between the packets of an
+          // answer, those waiting together in one write.
+          std::vector<std::uint8_t> more;
           responder_.next_frame(out_, now);
+          while (!out_.empty() && out_.size() < kWriteBatch && responder_.next_frame(more, now))
+            out_.insert(out_.end(), more.begin(), more.end());
         }
       }
       if (out_.empty() && job_ && !job_->next(out_)) {
@@ -735,16 +753,21 @@ void TcpTransport::on_accepted(Listener& l, asio::ip::tcp::socket sock) {
 }
 
 bool TcpTransport::evict_unused(const std::string& iface) {
-  // The inbound session whose opener has used it least recently, if that
-  // was at least the idle close ago: an honest opener with data uses its
-  // session every period, so only sessions held by keepalives alone go (an
-  // opener with nothing to send re-forms its own when it needs it).
+  // The inbound connection unused longest, if that was at least the idle
+  // close ago: an honest opener with data completes a transaction on its
+  // session every period, and a 2016-framing peer's connection carries one
+  // transaction; so what goes is a session held by keepalives (or requests)
+  // alone, or a connection kept open with stray packets. An opener with
+  // nothing to send re-forms its session when it needs it. Without
+  // authentication (issue 11) a forger can still hold slots by completing a
+  // transaction on each every few minutes; that costs it bytes and store
+  // space, where keepalives cost next to nothing.
   auto now = Clock::now();
   std::shared_ptr<Connection> victim;
   Duration longest{};
   for (const auto& [id, c] : connections_) {
     if (c->iface() != iface) continue;
-    auto unused = c->inbound_session_unused(now);
+    auto unused = c->inbound_unused(now);
     if (unused && *unused >= limits_.session.idle_close && *unused > longest) {
       longest = *unused;
       victim = c;
@@ -753,7 +776,7 @@ bool TcpTransport::evict_unused(const std::string& iface) {
   if (!victim) return false;
   if (auto suffix = error_log_.admit("evicted", now))
     log_error("tcp " + std::to_string(victim->id()) + " " +
-              describe(victim->iface(), victim->peer()) + ": session unused for " +
+              describe(victim->iface(), victim->peer()) + ": connection unused for " +
               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(longest).count()) +
               " s closed for a newcomer, " + iface + " at its connection limit " +
               std::to_string(limits_.max_per_interface) + *suffix);
