@@ -114,6 +114,12 @@ void Engine::handle_announce(const Route& from, TimePoint now) {
   auto it = i->servers.find(from.mac);
   if (it != i->servers.end()) {
     i->heard.erase({it->second.last_seen, from.mac});
+    // A known primary that opens a session to us (its hello is the
+    // announcement, on a stream) may have restarted within kServerTimeout
+    // and lost everything: it gets our first-hand data now, not at our next
+    // period. Within the welcome count, as a newcomer.
+    if (from.stream != 0 && mode_ == wire::Mode::Primary && i->active)
+      welcome(Route{i->name, from.addr, from.mac, 0});
   } else {
     if (i->servers.size() >= max_servers_) {
       // Full: the primary heard longest ago gives way, but only if it has
@@ -611,8 +617,18 @@ void Engine::on_sync_tick(TimePoint now) {
   refresh_mesh_addresses(now);
   welcomes_left_ = kWelcomesPerPeriod;
   welcome_snap_.reset();
+  // Primaries that went silent go first: a secondary whose best one timed
+  // out pushes to the next at this tick, not a period later.
+  expire_servers(now);
   if (mode_ == wire::Mode::Primary) {
     for (const auto& i : ifaces_) announce(i);
+    // Sessions to the other primaries are kept up (re-formed after a failed
+    // first connect) even while we have nothing of our own to sync: the
+    // first change then finds them ready. The same primaries a sync goes
+    // to; forged ones that never answer are marked UDP-only and skipped.
+    for (const auto& i : ifaces_)
+      if (i.active)
+        for (const auto& [mac, sv] : i.servers) fx_.keep_session(Route{i.name, sv.addr, mac, 0});
     // One snapshot serves every primary; the records are shared, not copied.
     sync_primaries(std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand)), true, now);
   } else {
@@ -641,6 +657,11 @@ void Engine::expire(TimePoint now) {
   requests_.expire(now);
   auto gone = store_.expire(now);
   if (update_command_) changed_types_ |= gone;
+  expire_servers(now);
+  on_timer(now);
+}
+
+void Engine::expire_servers(TimePoint now) {
   for (auto& i : ifaces_)
     for (auto it = i.servers.begin(); it != i.servers.end();) {
       if (now - it->second.last_seen >= kServerTimeout) {
@@ -653,7 +674,6 @@ void Engine::expire(TimePoint now) {
       }
     }
   if (!best_) choose_best_server();
-  on_timer(now);
 }
 
 void Engine::on_timer(TimePoint now) {

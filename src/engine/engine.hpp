@@ -139,6 +139,7 @@ class Engine {
   bool in_mesh(const Mac& m) const { return mesh_addresses_.count(m) != 0; }
   void choose_best_server();
   void expire(TimePoint now);
+  void expire_servers(TimePoint now);
   void note_changed(std::uint8_t type);
   void note_first_hand_change(std::uint8_t type, const Mac& source, TimePoint now);
   // periodic: the full sync of a tick, which the sync budget applies to.

@@ -444,7 +444,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
           // completed a handshake from its address), so a primary that just
           // restarted knows the others as soon as their sessions re-form.
           if (responder_.peer_primary()) {
-            Route r{iface_, peer_, mac_, 0};
+            // With the stream's id: the engine welcomes a known primary that
+            // opens a session (it may have restarted and lost everything).
+            Route r{iface_, peer_, mac_, id_};
             t_.cb_.deliver(r, wire::encode(wire::AnnouncePrimary{}));
             if (closed_) return;
           }
