@@ -633,7 +633,24 @@ def silent_client_comparison(make_lab) -> dict:
     return out
 
 
-def test_phase3_unix_socket_abuse(hostile, make_lab):
+@pytest.fixture
+def asan_small_quarantine():
+    """With the ASan build, freed memory sits in a quarantine of 256 MB by
+    default and counts in RSS, so a flood of small allocations looks like a
+    leak of tens or hundreds of MB (the unix-socket flood: 64 MB in 15 s).
+    Victims started meanwhile run with a small one: the bound (idle + 64 MB)
+    then measures what the daemon holds."""
+    old = os.environ.get("ASAN_OPTIONS")
+    os.environ["ASAN_OPTIONS"] = ((old + ":") if old else "") + \
+        "quarantine_size_mb=8:thread_local_quarantine_size_kb=256"
+    yield
+    if old is None:
+        del os.environ["ASAN_OPTIONS"]
+    else:
+        os.environ["ASAN_OPTIONS"] = old
+
+
+def test_phase3_unix_socket_abuse(hostile, make_lab, asan_small_quarantine):
     h = hostile
     fresh_victim(h)
     cfg = {"path": h.victim.sock, "duration": 15, "listeners": 100, "garbage": 50, "hugehdr": 50,

@@ -34,7 +34,7 @@ import time
 import pytest
 
 from alfredlab import eui64_linklocal
-from test_hostile_peers import (BIG_RECORDS, BIG_SIZE, fail_if, fresh_victim,  # noqa: F401
+from test_hostile_peers import (BIG_RECORDS, BIG_SIZE, asan_small_quarantine, fail_if, fresh_victim,  # noqa: F401
                                 hostile, log_size, run_phase)
 
 STORE_MAX_RECORDS = 32768       # Store::Limits::max_records
@@ -45,19 +45,9 @@ MANY_ADDRESSES = 600
 
 
 @pytest.fixture(autouse=True)
-def small_asan_quarantine():
-    """With the ASan build, freed memory sits in a quarantine of 256 MB by
-    default and counts in RSS, so a flood of small allocations looks like a
-    leak of hundreds of MB. The victims of this module run with a small one:
-    the bound (idle + 64 MB) then measures what the daemon holds."""
-    old = os.environ.get("ASAN_OPTIONS")
-    os.environ["ASAN_OPTIONS"] = ((old + ":") if old else "") + \
-        "quarantine_size_mb=8:thread_local_quarantine_size_kb=256"
+def small_asan_quarantine(asan_small_quarantine):
+    """Every victim of this module (see test_hostile_peers.asan_small_quarantine)."""
     yield
-    if old is None:
-        del os.environ["ASAN_OPTIONS"]
-    else:
-        os.environ["ASAN_OPTIONS"] = old
 
 
 def res_cfg(h, kind: str, duration: float, **kw) -> dict:
