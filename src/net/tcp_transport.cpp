@@ -497,23 +497,12 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       if (out_.empty()) {
         auto now = Clock::now();
         if (kind_ == Kind::Session) {
-          if (Peer* p = t_.session_peer(iface_, peer_, id_)) {
-            p->link.next_packet(out_, now);
-            // Small packets go out together (a push and its txend): one
-            // segment and one wakeup at the peer, not one per packet. At
-            // most kWriteBatch and one packet are held.
-            std::vector<std::uint8_t> more;
-            while (!out_.empty() && out_.size() < kWriteBatch && p->link.next_packet(more, now))
-              out_.insert(out_.end(), more.begin(), more.end());
-          }
+          if (Peer* p = t_.session_peer(iface_, peer_, id_))
+            fill([&](std::vector<std::uint8_t>& b) { return p->link.next_packet(b, now); });
           if (out_.empty()) return;  // a session waits for more
         } else if (responder_.active()) {
-          // Confirmations and keepalives go between the packets of an
-          // answer, those waiting together in one write.
-          std::vector<std::uint8_t> more;
-          responder_.next_frame(out_, now);
-          while (!out_.empty() && out_.size() < kWriteBatch && responder_.next_frame(more, now))
-            out_.insert(out_.end(), more.begin(), more.end());
+          // Confirmations and keepalives go between the packets of an answer.
+          fill([&](std::vector<std::uint8_t>& b) { return responder_.next_frame(b, now); });
         }
       }
       if (out_.empty() && job_ && !job_->next(out_)) {
@@ -558,6 +547,16 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                         });
       return;
     }
+  }
+
+  // out_ from `next`: small packets go out together (a push and its txend,
+  // queued acks), one segment and one wakeup at the peer, not one per
+  // packet. At most kWriteBatch and one packet are held.
+  template <class Next>
+  void fill(Next&& next) {
+    if (!next(out_)) return;
+    std::vector<std::uint8_t> more;
+    while (out_.size() < kWriteBatch && next(more)) out_.insert(out_.end(), more.begin(), more.end());
   }
 
   void wrote(std::size_t n) {
