@@ -3,7 +3,6 @@
 // connects and stays silent, writes slowly, stops reading its answer, or
 // registers for events and never reads holds only its own small buffers, for
 // a bounded time, and never delays anyone else.
-#include <asio.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -16,6 +15,7 @@
 
 #include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
+#include "net/asio.hpp"
 #include "store/record.hpp"
 
 namespace alfred::ipc {

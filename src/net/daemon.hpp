@@ -1,6 +1,5 @@
 #pragma once
 // The running daemon: the protocol engine wired to real sockets and timers.
-#include <asio.hpp>
 #include <deque>
 #include <memory>
 #include <random>
@@ -9,6 +8,7 @@
 #include "cli/options.hpp"
 #include "engine/engine.hpp"
 #include "ipc/unix_server.hpp"
+#include "net/asio.hpp"
 #include "net/batadv_tq.hpp"
 #include "net/link_socket.hpp"
 #include "net/tcp_transport.hpp"

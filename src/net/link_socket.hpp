@@ -9,7 +9,6 @@
 // Two queues: our own traffic (announcements, requests, syncs) and answers to
 // other nodes' requests. Answers go only when ours is sent, and have a
 // smaller queue, so requests from others never crowd out our own sending.
-#include <asio.hpp>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -18,6 +17,7 @@
 
 #include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
+#include "net/asio.hpp"
 #include "wire/push_encoder.hpp"
 
 namespace alfred::net {

@@ -47,6 +47,21 @@ bool bind_to_device(int fd, const std::string& name) {
                       static_cast<socklen_t>(name.size() + 1)) == 0;
 }
 
+// Our streams carry small transactions and acknowledgements: a few segments
+// in flight, nothing behind them to trigger a fast retransmit. A segment lost
+// on a lossy mesh link is then resent only on the retransmission timer, which
+// Linux doubles after every loss: three losses of one segment cost 1.4 s at a
+// 200 ms RTO, and that tail is what a change waits for. Linear timeouts keep
+// the timer at the RTO for the first six retransmissions of a thin stream
+// (fewer than four segments out); bulk transfers are not thin and keep TCP's
+// usual backoff, so a congested link is not hammered.
+void tune_stream(asio::ip::tcp::socket& sock) {
+  asio::error_code ignore;
+  sock.set_option(asio::ip::tcp::no_delay(true), ignore);
+  int on = 1;
+  ::setsockopt(sock.native_handle(), IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &on, sizeof on);
+}
+
 std::string describe(const std::string& iface, const PeerAddress& peer) {
   return to_string(peer) + "%" + iface;
 }
@@ -168,8 +183,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       self->last_activity_ = Clock::now();
       log_verbose("tcp " + std::to_string(self->id_) + ": connected to " +
                   describe(self->iface_, self->peer_));
-      asio::error_code ignore;
-      self->sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
+      tune_stream(self->sock_);
       // pump() writes at once where it can; a blocking socket would stall
       // the whole daemon on a peer that does not read.
       asio::error_code nb;
@@ -224,8 +238,8 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
 
   // --- inbound
   void start_inbound() {
+    tune_stream(sock_);
     asio::error_code ignore;
-    sock_.set_option(asio::ip::tcp::no_delay(true), ignore);
     // pump() writes at once where it can; see connect().
     sock_.non_blocking(true, ignore);
     if (ignore) {
@@ -785,10 +799,12 @@ bool TcpTransport::evict_unused(const std::string& iface) {
   return true;
 }
 
-std::size_t TcpTransport::count(const std::string& iface, const PeerAddress* peer) const {
+std::size_t TcpTransport::count(const std::string& iface, const PeerAddress* peer, bool outbound_only) const {
   std::size_t n = 0;
   for (const auto& [id, c] : connections_)
-    if (c->iface() == iface && (!peer || c->peer() == *peer)) ++n;
+    if (c->iface() == iface && (!peer || c->peer() == *peer) &&
+        (!outbound_only || c->kind() != Connection::Kind::Inbound))
+      ++n;
   return n;
 }
 
@@ -891,6 +907,13 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, in
       count(to.iface, &to.addr) >= limits_.max_per_peer) {
     log_verbose("tcp: connection limit reached, " + what + " to " + describe(to.iface, to.addr) +
                 " goes by UDP");
+    return nullptr;
+  }
+  if (count(to.iface, nullptr, true) >= limits_.max_outbound_per_interface) {
+    if (auto suffix = error_log_.admit("outbound limit", Clock::now()))
+      log_error("tcp: " + std::to_string(limits_.max_outbound_per_interface) +
+                " connections of ours open on " + to.iface + " (as many primaries announced?), " + what +
+                " to " + describe(to.iface, to.addr) + " goes by UDP" + *suffix);
     return nullptr;
   }
   ConnectionId id = next_id_++;

@@ -12,7 +12,6 @@
 // any size, acknowledged, resent after a break; forwarded requests and their
 // answers; keepalives. A peer that closes on the session hello speaks the
 // 2016 framing and gets one connection per transaction, as before.
-#include <asio.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -24,6 +23,7 @@
 #include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
 #include "link/session_link.hpp"
+#include "net/asio.hpp"
 #include "store/record.hpp"
 #include "wire/packet.hpp"
 #include "wire/push_encoder.hpp"
@@ -35,6 +35,13 @@ struct TcpLimits {
   // one from each of its secondaries.
   std::size_t max_per_interface = 256;
   std::size_t max_per_peer = 8;
+  // Of those, the ones we open. Honest meshes have a handful of primaries;
+  // every address on the link that announces itself as one is a peer we
+  // form a session to, and addresses cost an attacker nothing. Capped, such
+  // addresses can take at most this many of the interface's slots, and the
+  // rest stay free for the secondaries' sessions to us. Past it a peer is
+  // served by UDP, as upstream serves every peer.
+  std::size_t max_outbound_per_interface = 64;
   // Past Linux's third SYN (sent at 0, 1 and 3 s), so one lost SYN or
   // SYN-ACK on a lossy link does not end the attempt.
   std::chrono::milliseconds connect_timeout{4000};
@@ -161,7 +168,7 @@ class TcpTransport {
   // Something started that has a deadline (a connect, a send, a backoff):
   // the next sweep comes within kSweepBusy.
   void hurry();
-  std::size_t count(const std::string& iface, const PeerAddress* peer) const;
+  std::size_t count(const std::string& iface, const PeerAddress* peer, bool outbound_only = false) const;
   // At the connection limit: closes the inbound session unused longest (at
   // least the session idle close); false if there is none.
   bool evict_unused(const std::string& iface);

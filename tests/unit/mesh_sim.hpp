@@ -1172,8 +1172,9 @@ inline void Sim::send_flight(ConnectionId id, Wire& w, int side, Flight f) {
   TimePoint arrival = d.last_arrival;
   bool gone = false;
   std::size_t n = net_.segments(f.packet.size());
+  bool thin = net_.thin(f.packet.size());
   for (std::size_t i = 0; i < n; ++i) {
-    auto a = net_.segment_arrival(x, y, now(), d.rto);
+    auto a = net_.segment_arrival(x, y, now(), d.rto, thin);
     if (!a) gone = true;
     else arrival = std::max(arrival, *a);
   }
@@ -1268,7 +1269,8 @@ inline void Sim::partition(int a, int b, Duration dur) {
       TimePoint prev{};
       for (auto& f : d.flight) {
         if (f.arrival > from && f.arrival < kNever) {
-          auto a2 = net_.arrival_after_loss(w.end[side], w.end[1 - side], from, f.rto);
+          auto a2 = net_.arrival_after_loss(w.end[side], w.end[1 - side], from, f.rto,
+                                            net_.thin(f.packet.size()));
           f.arrival = a2 ? std::max(prev, *a2) : kNever;
         }
         f.arrival = std::max(prev, f.arrival);

@@ -30,7 +30,10 @@
 //   1448, at least one). Every transmission of a segment is lost with the
 //   frame loss rate, and always while the pair is cut; a lost segment is sent
 //   again one RTO later, the RTO doubling on each repeated loss of that
-//   segment (rto_min 200 ms, at most rto_max). A packet arrives one_way after
+//   segment (rto_min 200 ms, at most rto_max), except on a thin stream:
+//   the transport sets TCP_THIN_LINEAR_TIMEOUTS, so the first six
+//   retransmissions of a packet of fewer than four segments (Linux: fewer
+//   than four segments out) keep the RTO. A packet arrives one_way after
 //   the last of its segments got through, and never before the packets
 //   written before it: head-of-line blocking. A cut that starts while
 //   packets are in flight holds them (they are lost at the cut and follow
@@ -105,6 +108,9 @@ struct NetModel {
   Duration fallback_rto = 3s;
   std::vector<Duration> syn_at{0s, 1s, 3s};
   int max_transmissions = 16;  // Linux tcp_retries2 = 15: past it a segment is given up on
+  bool thin_linear_timeouts = true;  // TCP_THIN_LINEAR_TIMEOUTS, as the transport sets it
+  int thin_linear_retries = 6;       // Linux TCP_THIN_LINEAR_RETRIES
+  std::size_t thin_segments = 4;     // a stream with fewer segments out is thin
 };
 
 // Loss, cuts and the timing rules above. Nodes are numbered from 1; node 0
@@ -160,20 +166,28 @@ class Net {
   }
 
   // When a segment first transmitted at `t` from x to y, with retransmission
-  // timeout `rto`, arrives; nullopt if TCP gives up on it.
-  std::optional<TimePoint> segment_arrival(int x, int y, TimePoint t, Duration rto) {
-    for (int n = 0; n < m_.max_transmissions; ++n) {
+  // timeout `rto`, arrives; nullopt if TCP gives up on it. `thin`: the
+  // segment's packet has fewer than thin_segments segments.
+  std::optional<TimePoint> segment_arrival(int x, int y, TimePoint t, Duration rto, bool thin,
+                                           int retransmissions = 0) {
+    for (int n = retransmissions; n < m_.max_transmissions; ++n) {
       if (!is_cut(x, y, t) && !lost()) return t + m_.one_way;
       t += rto;
-      rto = std::min(rto * 2, m_.rto_max);
+      rto = next_rto(rto, thin, n + 1);
     }
     return std::nullopt;
   }
   // The same for a segment that was just lost at `t` (a cut began while it
   // was in flight): its next transmission is one RTO later.
-  std::optional<TimePoint> arrival_after_loss(int x, int y, TimePoint t, Duration rto) {
-    return segment_arrival(x, y, t + rto, std::min(rto * 2, m_.rto_max));
+  std::optional<TimePoint> arrival_after_loss(int x, int y, TimePoint t, Duration rto, bool thin) {
+    return segment_arrival(x, y, t + rto, next_rto(rto, thin, 1), thin, 1);
   }
+  // The RTO after the n-th retransmission of a segment.
+  Duration next_rto(Duration rto, bool thin, int n) const {
+    if (thin && m_.thin_linear_timeouts && n <= m_.thin_linear_retries) return rto;
+    return std::min(rto * 2, m_.rto_max);
+  }
+  bool thin(std::size_t bytes) const { return segments(bytes) < m_.thin_segments; }
   std::size_t segments(std::size_t bytes) const { return std::max<std::size_t>(1, (bytes + m_.mss - 1) / m_.mss); }
 
  private:
