@@ -17,3 +17,7 @@ apt-get install -y --no-install-recommends \
   alfred vde2 nftables iproute2 iputils-ping procps time \
   python3 python3-pytest \
   debhelper lintian mandoc man-db
+# scripts/cross.sh's cross toolchains, multiarch libraries and qemu-user
+# (ALFRED_CROSS_ARCHS, default all three: armhf mipsel s390x); no apt call
+# when they are there.
+"$(dirname "$0")/cross.sh" --deps-only ${ALFRED_CROSS_ARCHS:-armhf mipsel s390x}

@@ -18,6 +18,19 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 echo "== unit tests (ASan+UBSan)"
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
 
+# The router CPUs (issue 10): cross builds for armhf, mipsel and s390x
+# (big-endian), their unit tests under qemu-user, and the cross-built s390x
+# daemon in a mesh with native ones (tests/integration/test_cross_arch.py,
+# in both integration runs below). ALFRED_CROSS_ARCHS picks the CPUs; the
+# integration test's is the last of them.
+cross_archs=${ALFRED_CROSS_ARCHS:-armhf mipsel s390x}
+echo "== cross builds and their unit tests under qemu-user: $cross_archs"
+# shellcheck disable=SC2086
+scripts/cross.sh $cross_archs
+cross_last=${cross_archs##* }
+export ALFRED_CROSS_BIN="$PWD/build-cross-$cross_last/alfred"
+export ALFRED_CROSS_QEMU="qemu-${cross_last/armhf/arm}"
+
 echo "== fuzzing (libFuzzer, ${ALFRED_FUZZ_SECONDS:-60} s per target)"
 scripts/fuzz.sh "${ALFRED_FUZZ_SECONDS:-60}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from . import footprint
 from .common import fmt, fmt_ratio, median, percentile_inf, ratio, table
 
 
@@ -588,6 +589,8 @@ def full_text(res: dict) -> str:
         parts.append(stream_text(secs["stream"], d.get("stream")))
     if "attack" in secs:
         parts.append(attack_text(secs["attack"], d.get("attack")))
+    if "footprint" in secs:
+        parts.append(footprint.text(secs["footprint"], _dist(d.get("footprint"))))
     if "micro" in secs:
         parts.append(micro_text(secs["micro"]))
     if res.get("section_wall_s"):
@@ -669,6 +672,9 @@ def csv_text(res: dict) -> str:
                 if isinstance(v, list):
                     v = " ".join(str(y) for y in v)
                 w.writerow(["attack", x["attack"], x["variant"], k, v])
+    if "footprint" in secs and "binary" in secs["footprint"]:
+        for row in footprint.csv_rows(secs["footprint"]):
+            w.writerow(["footprint", *row])
     if "micro" in secs and "benchmarks" in secs["micro"]:
         for b in secs["micro"]["benchmarks"]:
             for k in ("real_ns", "cpu_ns", "bytes_per_second"):

@@ -192,8 +192,7 @@ TEST(StreamReaderErrors, WrongVersionBeforeBody) {
   for (std::uint8_t version : {1, 2, 0xff}) {
     SCOPED_TRACE("version " + std::to_string(version));
     Collector c;
-    Bytes bytes = header(3, version, 4);
-    bytes.insert(bytes.end(), {0, 1, 0, 2});
+    Bytes bytes = concat({header(3, version, 4), {0, 1, 0, 2}});
     EXPECT_FALSE(c.feed(bytes));
     EXPECT_NE(c.reader.error().find("version"), std::string::npos) << c.reader.error();
     EXPECT_EQ(c.reader.buffered(), 0u);

@@ -151,9 +151,12 @@ TEST(Transactions, AddDuplicateAndOverLimit) {
 
 // Real memory, not payload: an 8-byte empty push costs over 100 bytes of
 // heap (its map node and its allocation). Counting payload let one peer's
-// 33 MB of empty pushes take 460 MB of RSS.
+// 33 MB of empty pushes take 460 MB of RSS. With 32-bit pointers (armhf,
+// mipsel) the node and glibc's chunks are smaller: 56 bytes in all, measured
+// with mallinfo2 under qemu-arm, against 112 on amd64 and s390x.
 TEST(Transactions, EmptyPacketsAreChargedTheirOverhead) {
-  EXPECT_GE(cost(8), 100u);
+  constexpr std::size_t kEmptyPush = sizeof(void*) == 8 ? 100 : 56;
+  EXPECT_GE(cost(8), kEmptyPush);
   EXPECT_GE(cost(0), 64u);
   EXPECT_GE(cost(65535), 65535u + 64u);
   Table t(limits(4096, 1u << 20));
@@ -168,7 +171,7 @@ TEST(Transactions, EmptyPacketsAreChargedTheirOverhead) {
     }
   }
   EXPECT_LE(t.memory(), 1u << 20);
-  EXPECT_LE(added * 100, std::size_t(1) << 20);
+  EXPECT_LE(added * kEmptyPush, std::size_t(1) << 20);
 }
 
 TEST(Transactions, PacketsPerTransactionAreCapped) {
