@@ -101,6 +101,13 @@ class Engine {
   std::vector<Route> servers() const;
   const std::string& bat_iface() const { return bat_iface_; }
 
+  // Whether batman-adv knows `m` as an originator, as of the last tick that
+  // was crowded (a full primary table, a short sync budget, or the
+  // transport's outbound cap); false otherwise and with -b none.
+  bool in_mesh(const Mac& m) const { return mesh_addresses_.count(m) != 0; }
+  // The transport is at its outbound cap: ask batman-adv at the next tick.
+  void crowded() { crowded_ = true; }
+
  private:
   struct Server {
     PeerAddress addr;
@@ -136,7 +143,6 @@ class Engine {
   // While a primary table was full in the last period: what batman-adv knows
   // is in the mesh, so that real primaries get in past forged ones.
   void refresh_mesh_addresses(TimePoint now);
-  bool in_mesh(const Mac& m) const { return mesh_addresses_.count(m) != 0; }
   void choose_best_server();
   void expire(TimePoint now);
   void expire_servers(TimePoint now);

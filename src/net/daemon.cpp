@@ -79,7 +79,11 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
                [this](const Mac& peer, std::uint16_t id) {
                  return engine_.just_completed(peer, id);
                },
-               [this] { return engine_.mode() == wire::Mode::Primary; }},
+               [this] { return engine_.mode() == wire::Mode::Primary; },
+               [this](const Mac& peer) {
+                 engine_.crowded();
+                 return engine_.in_mesh(peer);
+               }},
            tcp_limits(options)),
       ipc_(io, options.unix_path,
            [this](ClientId c, std::span<const std::uint8_t> m) { on_ipc(c, m); }),
@@ -382,26 +386,32 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
     return;
   }
   // With -t everything for a peer goes on its session, whatever the size:
-  // acknowledged, and resent if the session breaks.
+  // acknowledged, and resent if the session breaks. Not the answer to a
+  // request that came by UDP: any address can send one, and a session
+  // formed for it would hold one of our connections for minutes. It goes as
+  // upstream sends it, or on a connection of its own where it would
+  // fragment.
   bool tcp = opts_.tcp && !tcp_.udp_only(to.iface, to.addr);
-  if (tcp && !tcp_.legacy(to.iface, to.addr)) {
+  if (tcp && !tcp_.legacy(to.iface, to.addr) && kind != PushKind::Reply) {
     tcp_.session_push(to, std::move(transaction), kind == PushKind::Sync);
     return;
   }
-  // A 2016-framing peer: one connection per transaction. Periodic syncs go
-  // by TCP only where they would fragment; small ones stay datagrams, and a
+  // A 2016-framing peer (and the answer to a UDP request): one connection
+  // per transaction. Periodic syncs and answers go by TCP only where they
+  // would fragment; small ones stay datagrams, and a
   // lost one is repeated next period. What changed goes by TCP whatever its
   // size, so that one lost frame does not hold it back a whole period: it is
   // sent only on a change, so the handshake it costs is per change.
   bool by_tcp = tcp &&
-                ((kind == PushKind::Sync && transaction.total_size() > wire::kUnfragmentedPayload) ||
+                (((kind == PushKind::Sync || kind == PushKind::Reply) &&
+                  transaction.total_size() > wire::kUnfragmentedPayload) ||
                  kind == PushKind::Prompt);
   if (by_tcp) {
     // A change does not wait for (nor skip) a push still running: it gets a
     // connection of its own, within the per-peer limits (past them, UDP).
     // Two changes in flight to one peer may then arrive out of order; the
     // next full sync repairs that.
-    if (kind == PushKind::Prompt || !tcp_.push_busy(to.iface, to.addr)) {
+    if (kind != PushKind::Sync || !tcp_.push_busy(to.iface, to.addr)) {
       tcp_.push(to, std::move(transaction));
       return;
     }

@@ -136,6 +136,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   Kind kind() const { return kind_; }
   const std::string& iface() const { return iface_; }
   const PeerAddress& peer() const { return peer_; }
+  const Mac& mac() const { return mac_; }
   bool closed() const { return closed_; }
   bool streaming() const { return !connecting_ && !closed_; }
   bool session() const { return kind_ == Kind::Session || responder_.active(); }
@@ -799,6 +800,28 @@ bool TcpTransport::evict_unused(const std::string& iface) {
   return true;
 }
 
+bool TcpTransport::evict_outbound_for(const Route& to) {
+  // Forged primaries are addresses on the link, not originators of the
+  // mesh: they can hold the outbound slots only while no peer batman-adv
+  // knows needs one. Without batman-adv's view (-b none) nothing tells them
+  // apart: first come, first served, until authentication (issue 11).
+  if (!cb_.in_mesh || !cb_.in_mesh(to.mac)) return false;
+  std::shared_ptr<Connection> victim;
+  for (const auto& [id, c] : connections_) {  // by id: the oldest first
+    if (c->iface() != to.iface || c->kind() == Connection::Kind::Inbound || cb_.in_mesh(c->mac())) continue;
+    victim = c;
+    break;
+  }
+  if (!victim) return false;
+  if (auto suffix = error_log_.admit("outbound evicted", Clock::now()))
+    log_error("tcp " + std::to_string(victim->id()) + " to " + describe(victim->iface(), victim->peer()) +
+              ", a peer batman-adv does not know, closed for " + describe(to.iface, to.addr) +
+              ", which it knows: " + std::to_string(limits_.max_outbound_per_interface) +
+              " connections of ours open on " + to.iface + *suffix);
+  victim->close("evicted: a peer batman-adv knows needs the connection");
+  return true;
+}
+
 std::size_t TcpTransport::count(const std::string& iface, const PeerAddress* peer, bool outbound_only) const {
   std::size_t n = 0;
   for (const auto& [id, c] : connections_)
@@ -909,7 +932,7 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, in
                 " goes by UDP");
     return nullptr;
   }
-  if (count(to.iface, nullptr, true) >= limits_.max_outbound_per_interface) {
+  if (count(to.iface, nullptr, true) >= limits_.max_outbound_per_interface && !evict_outbound_for(to)) {
     if (auto suffix = error_log_.admit("outbound limit", Clock::now()))
       log_error("tcp: " + std::to_string(limits_.max_outbound_per_interface) +
                 " connections of ours open on " + to.iface + " (as many primaries announced?), " + what +

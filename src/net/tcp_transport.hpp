@@ -39,8 +39,9 @@ struct TcpLimits {
   // every address on the link that announces itself as one is a peer we
   // form a session to, and addresses cost an attacker nothing. Capped, such
   // addresses can take at most this many of the interface's slots, and the
-  // rest stay free for the secondaries' sessions to us. Past it a peer is
-  // served by UDP, as upstream serves every peer.
+  // rest stay free for the secondaries' sessions to us. At the cap a peer
+  // that batman-adv knows takes the slot of one it does not; past it a peer
+  // is served by UDP, as upstream serves every peer.
   std::size_t max_outbound_per_interface = 64;
   // Past Linux's third SYN (sent at 0, 1 and 3 s), so one lost SYN or
   // SYN-ACK on a lossy link does not end the attempt.
@@ -83,6 +84,10 @@ class TcpTransport {
     std::function<bool(const Mac& peer, std::uint16_t id)> transaction_completed;
     // We are a primary (said in our session hellos).
     std::function<bool()> is_primary;
+    // batman-adv knows the MAC as an originator of the mesh (false without
+    // batman-adv's view, -b none). Asked only at the outbound cap; the
+    // engine then refreshes what it knows of the mesh at its next tick.
+    std::function<bool(const Mac& peer)> in_mesh;
   };
 
   struct Stats {
@@ -172,6 +177,9 @@ class TcpTransport {
   // At the connection limit: closes the inbound session unused longest (at
   // least the session idle close); false if there is none.
   bool evict_unused(const std::string& iface);
+  // At the outbound cap: closes our oldest connection to a peer batman-adv
+  // does not know, if `to` is one it knows; false otherwise.
+  bool evict_outbound_for(const Route& to);
   const TcpInterface* find_iface(const std::string& name) const;
 
   asio::io_context& io_;

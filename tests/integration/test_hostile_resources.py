@@ -236,7 +236,8 @@ class OutboundConnections:
 
     def _run(self):
         while not self._stop.is_set():
-            cp = self.node.exec(["ss", "-Htn", "state", "established", "dport", "=", ":16962"], check=False)
+            cp = self.node.exec(["ss", "-Htn", "state", "syn-sent", "state", "established", "dport", "=",
+                                 ":16962"], check=False)
             self.samples.append(len([ln for ln in cp.stdout.decode().splitlines() if ln.strip()]))
             self._stop.wait(0.25)
 
@@ -245,6 +246,11 @@ class OutboundConnections:
         self._t.join(10)
 
 
+# Without batman-adv (it cannot be loaded here, the lab runs -b none)
+# nothing tells a forged primary from a real one, so the cap is first come,
+# first served; with it, a primary batman-adv knows takes a forged one's
+# slot (TcpTransport::evict_outbound_for; the engine side in
+# engine_test.cpp, CrowdedTransportLearnsTheMeshAtTheNextTick).
 def test_forged_primaries_taking_sessions_are_capped(hostile, many_sources):
     h = hostile
     fresh_victim(h)
@@ -263,9 +269,9 @@ def test_forged_primaries_taking_sessions_are_capped(hostile, many_sources):
     m["outbound_max"] = most
     print(f"HOSTILE-SYBIL outbound connections at most {most} (cap {OUTBOUND_MAX}); attacker accepted "
           f"{m['attacker'].get('accepted')} and answered {m['attacker'].get('echoed')} hellos")
-    if not m["attacker"].get("echoed"):
-        failures.append(f"the victim formed no session to a forged primary: the attack did not run "
-                        f"({m['attacker']})")
+    if (m["attacker"].get("echoed") or 0) < OUTBOUND_MAX or most < OUTBOUND_MAX - 2:
+        failures.append(f"the victim did not fill its outbound cap with sessions to forged primaries "
+                        f"(at most {most} open): the attack did not run ({m['attacker']})")
     if most > OUTBOUND_MAX:
         failures.append(f"the victim had {most} connections of its own open, more than {OUTBOUND_MAX}")
     if "connections of ours open on" not in log:

@@ -696,6 +696,37 @@ TEST_F(EngineFixture, RealPrimariesGetPastForgedOnesInAFullTable) {
   EXPECT_EQ(tq.mesh_calls, 2);
 }
 
+// The transport at its outbound cap (forged primaries that take the
+// sessions we open) asks what batman-adv knows, so that a real primary can
+// take a forged one's connection: the engine learns it at the next tick,
+// and forgets it at a tick with no such call since the last.
+TEST_F(EngineFixture, CrowdedTransportLearnsTheMeshAtTheNextTick) {
+  EngineConfig c;
+  c.mode = wire::Mode::Primary;
+  c.interfaces = {"mesh0"};
+  c.bat_iface = "bat0";
+  engine = std::make_unique<Engine>(c, fx, tq, [this] { return next_id++; });
+  engine->interface_up("mesh0", own, addr_of(own));
+  tq.mesh = {mac_of(60)};
+  announce(60, T0);
+  announce(10, T0);
+  engine->on_sync_tick(T0 + 1s);
+  EXPECT_EQ(tq.mesh_calls, 0) << "nothing crowded: batman-adv not asked";
+  EXPECT_FALSE(engine->in_mesh(mac_of(60)));
+  engine->crowded();
+  EXPECT_FALSE(engine->in_mesh(mac_of(60))) << "learnt at the tick, not at once";
+  engine->on_sync_tick(T0 + 11s);
+  EXPECT_EQ(tq.mesh_calls, 1);
+  EXPECT_TRUE(engine->in_mesh(mac_of(60)));
+  EXPECT_FALSE(engine->in_mesh(mac_of(10)));
+  engine->crowded();
+  engine->on_sync_tick(T0 + 21s);
+  EXPECT_EQ(tq.mesh_calls, 2);
+  EXPECT_TRUE(engine->in_mesh(mac_of(60)));
+  engine->on_sync_tick(T0 + 31s);
+  EXPECT_FALSE(engine->in_mesh(mac_of(60))) << "no longer crowded: the list is dropped";
+}
+
 // With a sync budget too small for every primary, those in the mesh are
 // synced every period; the others take turns, least recently synced first.
 TEST_F(EngineFixture, SyncBudgetServesMeshPrimariesFirstThenTheLeastRecentlySynced) {
