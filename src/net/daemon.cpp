@@ -80,10 +80,8 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
                  return engine_.just_completed(peer, id);
                },
                [this] { return engine_.mode() == wire::Mode::Primary; },
-               [this](const Mac& peer) {
-                 engine_.crowded();
-                 return engine_.in_mesh(peer);
-               }},
+               [this](const Mac& peer) { return engine_.in_mesh(peer); },
+               [this] { engine_.crowded(); }},
            tcp_limits(options)),
       ipc_(io, options.unix_path,
            [this](ClientId c, std::span<const std::uint8_t> m) { on_ipc(c, m); }),
@@ -398,10 +396,10 @@ void Daemon::send_push(const Route& to, wire::PushEncoder transaction, PushKind 
   }
   // A 2016-framing peer (and the answer to a UDP request): one connection
   // per transaction. Periodic syncs and answers go by TCP only where they
-  // would fragment; small ones stay datagrams, and a
-  // lost one is repeated next period. What changed goes by TCP whatever its
-  // size, so that one lost frame does not hold it back a whole period: it is
-  // sent only on a change, so the handshake it costs is per change.
+  // would fragment; small ones stay datagrams, and a lost one is repeated
+  // next period. What changed goes by TCP whatever its size, so that one
+  // lost frame does not hold it back a whole period: it is sent only on a
+  // change, so the handshake it costs is per change.
   bool by_tcp = tcp &&
                 (((kind == PushKind::Sync || kind == PushKind::Reply) &&
                   transaction.total_size() > wire::kUnfragmentedPayload) ||

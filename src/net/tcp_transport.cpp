@@ -805,6 +805,7 @@ bool TcpTransport::evict_outbound_for(const Route& to) {
   // mesh: they can hold the outbound slots only while no peer batman-adv
   // knows needs one. Without batman-adv's view (-b none) nothing tells them
   // apart: first come, first served, until authentication (issue 11).
+  if (cb_.crowded) cb_.crowded();
   if (!cb_.in_mesh || !cb_.in_mesh(to.mac)) return false;
   std::shared_ptr<Connection> victim;
   for (const auto& [id, c] : connections_) {  // by id: the oldest first

@@ -85,9 +85,11 @@ class TcpTransport {
     // We are a primary (said in our session hellos).
     std::function<bool()> is_primary;
     // batman-adv knows the MAC as an originator of the mesh (false without
-    // batman-adv's view, -b none). Asked only at the outbound cap; the
-    // engine then refreshes what it knows of the mesh at its next tick.
+    // batman-adv's view, -b none).
     std::function<bool(const Mac& peer)> in_mesh;
+    // We are at the outbound cap: the engine refreshes what it knows of the
+    // mesh at its next tick, for in_mesh.
+    std::function<void()> crowded;
   };
 
   struct Stats {
