@@ -38,7 +38,8 @@ Engine::Engine(EngineConfig config, Effects& effects, TqSource& tq,
       max_servers_(config.max_servers_per_interface),
       sync_budget_(config.sync_budget_bytes),
       max_answer_bytes_(config.max_answer_bytes),
-      prompt_delay_(config.prompt_sync_delay) {
+      prompt_delay_(config.prompt_sync_delay),
+      first_hand_hold_(config.first_hand_hold) {
   for (auto& name : config.interfaces) ifaces_.push_back(Iface{name, false, {}, {}, {}, {}});
 }
 
@@ -629,6 +630,13 @@ void Engine::on_sync_tick(TimePoint now) {
     for (const auto& i : ifaces_)
       if (i.active)
         for (const auto& [mac, sv] : i.servers) fx_.keep_session(Route{i.name, sv.addr, mac, 0});
+    // A secondary that moved to another primary left its record here; synced
+    // as ours, it would overwrite the fresh copy its new primary holds.
+    if (std::size_t n = store_.demote_first_hand(now, first_hand_hold_))
+      if (fx_.logging())
+        fx_.log(std::to_string(n) + " first-hand record(s) not refreshed by their source for " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(first_hand_hold_).count()) +
+                " s: no longer synced as ours");
     // One snapshot serves every primary; the records are shared, not copied.
     sync_primaries(std::make_shared<const Snapshot>(store_.snapshot(Source::FirstHand)), true, now);
   } else {

@@ -30,6 +30,10 @@ struct EngineConfig {
   // or its secondaries) to the other primaries this long after the change,
   // instead of at its next period. Zero: only at the period, as upstream.
   Duration prompt_sync_delay{};
+  // A first-hand record not sent to us by its source for this long is no
+  // longer ours to sync (Store::demote_first_hand): a secondary pushes every
+  // period, so this is several of its periods with a lost push or two.
+  Duration first_hand_hold{std::chrono::seconds(30)};
   TransactionTable::Limits limits{};
   RequestBudget::Limits requests{};
   // Primaries known per interface. Each gets a full sync every period, so
@@ -187,6 +191,7 @@ class Engine {
   std::shared_ptr<std::size_t> answers_live_ = std::make_shared<std::size_t>(0);
   std::bitset<256> changed_types_;
   Duration prompt_delay_;
+  Duration first_hand_hold_;
   std::set<std::pair<std::uint8_t, Mac>> prompt_keys_;  // changed since the last sync
   std::optional<TimePoint> prompt_at_;
 };

@@ -36,6 +36,9 @@ void SessionLink::send(wire::PushEncoder tx, bool full, TimePoint now) {
     unacked_.clear();
     ev_.log("session: full sync supersedes " + std::to_string(n) + " queued transaction(s)");
   }
+  // Reconnects keep failing: a copy goes by UDP at once, and the
+  // transaction stays queued for the session that comes back.
+  if (degraded_) ev_.push_by_udp(tx.restarted());
   outgoing_.push_back(Item{std::move(tx), full, now, {}, 0});
   make_room();
   if (state_ == SessionState::Idle) start_connecting(now);
@@ -55,7 +58,9 @@ void SessionLink::make_room() {
 
 void SessionLink::request(const wire::Request& request, TimePoint now) {
   last_use_ = now;
-  if (requests_.size() >= limits_.max_requests) {
+  // Its answer comes by UDP (or a connection of the peer's): queued as well,
+  // it would be answered twice.
+  if (degraded_ || requests_.size() >= limits_.max_requests) {
     ev_.request_by_udp(request);
     return;
   }
@@ -66,8 +71,20 @@ void SessionLink::request(const wire::Request& request, TimePoint now) {
 
 void SessionLink::keep_open(TimePoint now) {
   last_use_ = now;
-  if (state_ == SessionState::Idle) start_connecting(now);
-  else if (state_ == SessionState::Backoff) reform_ = true;
+  if (state_ == SessionState::Idle) {
+    start_connecting(now);
+  } else if (state_ == SessionState::Backoff) {
+    reform_ = true;
+    // Reconnects have failed for a while (an outage): the backoff has grown
+    // long, and the daemon's period paces the attempts instead, so the
+    // session is back about a period after the link, not a backoff later.
+    // For a while: a peer that took one session and went silent for good
+    // (or an address an attacker answered once) then gets the backoff's
+    // attempts, not one a period for ever.
+    if (degraded_ && now - degraded_since_ < limits_.period_reconnects_for &&
+        now - state_since_ >= limits_.backoff_min)
+      start_connecting(now);
+  }
 }
 
 void SessionLink::start_connecting(TimePoint now) {
@@ -119,6 +136,8 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
       spoke_sessions_ = true;
       reform_ = false;
       failed_reconnects_ = 0;
+      if (degraded_) ev_.log("session back after reconnects failed: UDP copies end");
+      degraded_ = false;
       ev_.learned(true);
       ev_.log("session up (session version " + std::to_string(f->hello.version) + "), " +
               std::to_string(queued()) + " transaction(s) and " +
@@ -147,9 +166,8 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
     case SessionState::Backoff:
       return;
     case SessionState::Connecting:
-      if (spoke_sessions_ && failed_reconnects_ < limits_.max_failed_reconnects) {
-        ++failed_reconnects_;
-        enter_backoff(now, why);
+      if (spoke_sessions_) {
+        reconnect_failed(now, why);
         return;
       }
       ev_.log("session: can't connect (" + std::string(why) + "), " + std::to_string(queued()) +
@@ -161,9 +179,8 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
       // reads the hello whole, then closes). A reset is a peer at its
       // connection limit, or a link problem: as a failed connect.
       if (cause != CloseCause::Closed) {
-        if (spoke_sessions_ && failed_reconnects_ < limits_.max_failed_reconnects) {
-          ++failed_reconnects_;
-          enter_backoff(now, why);
+        if (spoke_sessions_) {
+          reconnect_failed(now, why);
         } else {
           ev_.log("session: connection reset before the session was up (" + std::string(why) +
                   "), " + std::to_string(queued()) + " transaction(s) go by UDP");
@@ -192,6 +209,26 @@ void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) 
   }
 }
 
+void SessionLink::reconnect_failed(TimePoint now, std::string_view why) {
+  // A peer that held a session with us speaks sessions: failing connects are
+  // an outage, or the peer restarting, never a reason to take it for
+  // UDP-only. After a few, what is queued goes by UDP too (a copy: it stays
+  // queued for the next session), and so does what comes meanwhile.
+  if (++failed_reconnects_ > limits_.max_failed_reconnects && !degraded_) {
+    degraded_ = true;
+    degraded_since_ = now;
+    requeue();
+    ev_.log("session: " + std::to_string(failed_reconnects_) + " reconnects failed (" +
+            std::string(why) + "): " + std::to_string(outgoing_.size()) +
+            " transaction(s) go by UDP as well until the session is back");
+    for (const auto& i : outgoing_) ev_.push_by_udp(i.tx.restarted());
+    std::deque<PendingRequest> reqs;
+    reqs.swap(requests_);
+    for (auto& r : reqs) ev_.request_by_udp(r.request);
+  }
+  enter_backoff(now, why);
+}
+
 void SessionLink::requeue() {
   control_.clear();
   if (current_) {
@@ -212,6 +249,8 @@ void SessionLink::requeue() {
 void SessionLink::give_up(bool legacy) {
   requeue();
   reform_ = false;
+  degraded_ = false;
+  failed_reconnects_ = 0;
   std::deque<Item> items;
   items.swap(outgoing_);
   std::deque<PendingRequest> reqs;
@@ -322,6 +361,7 @@ void SessionLink::on_timer(TimePoint now) {
         // Nobody has sent to this peer for a long while: it is not one we
         // serve any more, so there is nothing to re-form.
         reform_ = false;
+        degraded_ = false;
         outgoing_.clear();
         requests_.clear();
         state_ = SessionState::Idle;

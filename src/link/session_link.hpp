@@ -9,6 +9,7 @@
 //     ^                |  refused / no answer: everything by UDP      |
 //     |                |                                              |
 //     |                +--> Backoff (a peer that had a session) <-----+ broken,
+//     |                     (reconnects failing: copies by UDP meanwhile)
 //     +---- idle_close / nothing left -------------------------------- silent
 //
 // In Hello a peer that closes, or says nothing, is a 2016-framing peer: what
@@ -68,9 +69,14 @@ struct SessionLimits {
   // A forwarded request is answered within the engine's transaction
   // timeout or never; past it, it is forgotten.
   Duration request_timeout = std::chrono::seconds(10);
-  // Reconnects that failed in a row before what is queued goes by UDP:
-  // with the connect timeout and the backoff, about 35 s of outage.
+  // Reconnects that failed in a row before what is queued goes by UDP as
+  // well (with the connect timeout and the backoff, about 35 s of outage).
+  // A peer that spoke sessions is never given up on: reconnects go on, at
+  // the backoff or at the daemon's period, whichever comes first.
   int max_failed_reconnects = 6;
+  // Past them, the daemon's period paces the reconnects (each keep_open
+  // tries at once) for this long; then the backoff alone (up to backoff_max).
+  Duration period_reconnects_for = std::chrono::seconds(120);
 };
 
 enum class SessionState { Idle, Connecting, Hello, Up, Backoff };
@@ -160,6 +166,8 @@ class SessionLink {
 
   void start_connecting(TimePoint now);
   void enter_backoff(TimePoint now, std::string_view why);
+  // A connect to a peer that spoke sessions failed.
+  void reconnect_failed(TimePoint now, std::string_view why);
   // Hands everything queued to UDP or, for a 2016-framing peer, to one
   // connection per transaction.
   void give_up(bool legacy);
@@ -178,6 +186,9 @@ class SessionLink {
   // send, so that a restarted peer hears from us (our hello) at once.
   bool reform_ = false;
   int failed_reconnects_ = 0;
+  // max_failed_reconnects in a row: transactions also go by UDP meanwhile.
+  bool degraded_ = false;
+  TimePoint degraded_since_{};
   Duration backoff_{};
   TimePoint state_since_{};
   TimePoint retry_at_{};

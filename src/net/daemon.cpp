@@ -26,6 +26,9 @@ EngineConfig engine_config(const cli::Options& o) {
   // period after it was set, leaving the next period for a lost push.
   auto period = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o.sync_period));
   c.prompt_sync_delay = std::min<Duration>(period / 4, std::chrono::milliseconds(100));
+  // Three of our periods, at least 30 s: secondaries mostly run the default
+  // period whatever ours is.
+  c.first_hand_hold = std::max<Duration>(3 * period, std::chrono::seconds(30));
   // Full syncs to other primaries: 4 MiB a second of period, at least 16 MiB
   // a period: a 3 MB data set reaches 5 primaries a second, each of dozens
   // of real ones every period; primaries invented by a flood of

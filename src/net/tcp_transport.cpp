@@ -2,7 +2,9 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -330,9 +332,17 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       // Nothing acknowledged for 5 s as well: zero-window probes to a peer
       // that answers them but does not read also grow the backoff, and are
       // the stall timeout's business.
+      // Data that never left counts too: while sends fail locally (no route,
+      // the interface without carrier, a firewall), TCP keeps it queued,
+      // nothing is unacknowledged, and its probe timer doubles all the same.
+      auto outstanding = [&] {
+        int queued = 0;
+        return info.tcpi_unacked > 0 ||
+               (::ioctl(sock_.native_handle(), SIOCOUTQ, &queued) == 0 && queued > 0);
+      };
       if (::getsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
-          (info.tcpi_retransmits >= 4 || info.tcpi_backoff >= 4) && info.tcpi_unacked > 0 &&
-          info.tcpi_last_ack_recv >= 5000)
+          (info.tcpi_retransmits >= 4 || info.tcpi_backoff >= 4) &&
+          info.tcpi_last_ack_recv >= 5000 && outstanding())
         fail("link down? nothing acknowledged for " + std::to_string(info.tcpi_last_ack_recv) +
              " ms, " + std::to_string(info.tcpi_backoff) + " retransmissions");
       return;
@@ -871,6 +881,7 @@ void TcpTransport::close_all() {
 
 void TcpTransport::peer_answered(const std::string& iface, const PeerAddress& peer) {
   silent_.erase({iface, peer});
+  silent_marks_.erase({iface, peer});
 }
 
 void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer,
@@ -890,9 +901,19 @@ void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer
                                     [](const auto& a, const auto& b) { return a.second < b.second; });
     udp_only_until_.erase(soonest);
   }
-  udp_only_until_[{iface, peer}] = Clock::now() + limits_.udp_only_for;
+  // Silence marks briefly first (an outage), then for longer each time in
+  // a row, up to a refusal's: forged primaries that only announce, trying
+  // at every period, would otherwise take the outbound slots again and
+  // again. A connect that is answered starts the count over.
+  auto mark = limits_.udp_only_for;
+  if (timed_out) {
+    if (silent_marks_.size() >= 1024 && !silent_marks_.count({iface, peer})) silent_marks_.clear();
+    int n = std::min(++silent_marks_[{iface, peer}], 8);
+    mark = std::min<std::chrono::seconds>(limits_.udp_only_silent_for * (1 << (n - 1)), limits_.udp_only_for);
+  }
+  udp_only_until_[{iface, peer}] = Clock::now() + mark;
   log_verbose("tcp: " + describe(iface, peer) + " treated as UDP-only for " +
-              std::to_string(limits_.udp_only_for.count()) + " s (" + why + ")");
+              std::to_string(mark.count()) + " s (" + why + ")");
 }
 
 void TcpTransport::speaks_sessions(const std::string& iface, const PeerAddress& peer) {
@@ -904,6 +925,7 @@ void TcpTransport::speaks_sessions(const std::string& iface, const PeerAddress& 
   if (marked)
     log_verbose("tcp: " + describe(iface, peer) + " opened a session: no longer UDP-only or 2016 framing");
   silent_.erase(key);
+  silent_marks_.erase(key);
 }
 
 bool TcpTransport::udp_only(const std::string& iface, const PeerAddress& peer) const {

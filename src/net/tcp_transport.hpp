@@ -52,7 +52,12 @@ struct TcpLimits {
   std::chrono::milliseconds idle_timeout{30000};     // nothing moved either way
   std::chrono::milliseconds partial_timeout{10000};  // a packet begun but not finished
   std::chrono::milliseconds stall_timeout{10000};    // data to send, peer not reading
-  std::chrono::seconds udp_only_for{300};
+  std::chrono::seconds udp_only_for{300};  // after a refusal (no TCP there)
+  // After connects that went unanswered: a peer cut off for a while (an
+  // outage, or a lossy link that lost two handshakes) looks the same as an
+  // address that never answers, and it may be our own daemon, back in a
+  // period. Doubled for each such mark in a row, up to udp_only_for.
+  std::chrono::seconds udp_only_silent_for{30};
   // Answers waiting behind the one being sent on an inbound stream.
   std::size_t max_queued_replies = 4;
   // How long a peer that closed on our session hello is served the 2016
@@ -191,6 +196,7 @@ class TcpTransport {
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   std::map<std::pair<std::string, PeerAddress>, TimePoint> udp_only_until_;
   std::map<std::pair<std::string, PeerAddress>, int> silent_;  // connect timeouts in a row
+  std::map<std::pair<std::string, PeerAddress>, int> silent_marks_;  // UDP-only marks for silence in a row
   std::map<PeerKey, TimePoint> legacy_until_;
   std::map<PeerKey, std::unique_ptr<Peer>> peers_;  // sessions we opened (or are opening)
   std::uint32_t session_seed_ = 0;

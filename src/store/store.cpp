@@ -243,6 +243,18 @@ std::bitset<256> Store::expire(TimePoint now) {
   return types;
 }
 
+std::size_t Store::demote_first_hand(TimePoint now, Duration hold) {
+  // last_seen of a first-hand entry is its last first-hand update: a synced
+  // one would have made it synced.
+  std::size_t n = 0;
+  for (auto& [key, e] : entries_)
+    if (e.source == Source::FirstHand && now - e.last_seen >= hold) {
+      e.source = Source::Synced;
+      ++n;
+    }
+  return n;
+}
+
 const Record* Store::find(const Mac& source, std::uint8_t type) const {
   auto it = entries_.find(Key{type, source});
   return it == entries_.end() ? nullptr : it->second.record.get();

@@ -86,6 +86,15 @@ class Store {
   // Drops records not refreshed for kRecordTimeout; returns their types.
   std::bitset<256> expire(TimePoint now);
 
+  // First-hand records whose source has not sent them to us for `hold` count
+  // as synced from now on; returns how many. A secondary pushes to one
+  // primary only, every period: once it has moved to another primary, the
+  // copy it left here is stale, and a primary syncs its first-hand records
+  // to every other one, whose fresher copy it would overwrite each period
+  // until ours expired (600 s), while theirs, synced, never came back to
+  // correct ours.
+  std::size_t demote_first_hand(TimePoint now, Duration hold);
+
   std::size_t size() const { return entries_.size(); }
   std::size_t payload_bytes() const { return payload_bytes_; }
   std::size_t memory() const { return memory_; }  // what the byte bound counts

@@ -21,9 +21,14 @@ sets one 800 B record; then:
    return.  How soon depends on how the outage looks to TCP: frames lost on
    the air make it retransmit, and after four unanswered retransmissions and
    5 s without an acknowledgement the session is replaced by a new
-   connection (measured 1.1-2.0 s after the link's return); packets dropped
-   by the sender's own firewall, as here, are a local error to TCP, which
-   then waits out its own backoff (measured up to 10 s).
+   connection. Packets dropped by the sender's own firewall, as here, are a
+   local error to TCP: the data stays queued, unsent, while its probe timer
+   doubles the same way, and the test counts queued data too (measured
+   0.7-2.0 s after the link's return; up to 10 s before it did). A
+   secondary's connects to its primary that fail all through the outage
+   never make it take the primary for UDP-only: a peer that held a session
+   is reconnected at each period, with copies of what it should get by UDP
+   meanwhile.
 3. No leaked connection or descriptor: at the end, each daemon holds at
    most one established TCP connection per peer pair direction it uses
    (ss in its namespace), and its descriptor count is no more than after

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "fake_effects.hpp"
 
 namespace alfred {
@@ -324,6 +326,53 @@ TEST_F(EngineFixture, PrimaryAnnouncesAndSyncsFirstHandOnly) {
   std::vector<Mac> sources;
   for (auto& r : p.records) sources.push_back(r.source);
   EXPECT_EQ(sources, (std::vector<Mac>{own, mac_of(5)}));
+}
+
+// A secondary that moved to another primary (its first choice, then the best
+// at its next tick; or after an outage) leaves its record here as first-hand.
+// Synced as ours every period it would overwrite the fresh copy the new
+// primary holds, and the new primary, holding only our stale copy (synced),
+// would never send the fresh one back: the mesh would hold the old record
+// until ours expired. Past the hold it is synced no more, and the fresh copy
+// the other primary syncs replaces it.
+TEST_F(EngineFixture, APrimaryStopsSyncingARecordItsSecondaryNoLongerSendsIt) {
+  make(wire::Mode::Primary);
+  announce(3);
+  packet(5, push_packet(1, 0, {{mac_of(5), 64, 0, bytes("old")}}));
+  txend(5, 1, 1);
+  auto synced_sources = [&] {
+    std::vector<Mac> sources;
+    for (auto& push : fx.pushes) {
+      if (push.kind != PushKind::Sync) continue;
+      for (auto& pk : push.packets) {
+        auto d = wire::decode(pk);
+        if (auto* p = std::get_if<wire::PushData>(&d.packet))
+          for (auto& r : p->records) sources.push_back(r.source);
+      }
+    }
+    return sources;
+  };
+  // The secondary keeps pushing for a while, then moves on.
+  for (int t = 10; t <= 20; t += 10) {
+    packet(5, push_packet(static_cast<std::uint16_t>(t), 0, {{mac_of(5), 64, 0, bytes("old")}}), T0 + 1s * t);
+    txend(5, static_cast<std::uint16_t>(t), 1, T0 + 1s * t);
+  }
+  for (int t = 1; t <= 61; t += 10) {
+    announce(3, T0 + 1s * t);
+    fx.pushes.clear();
+    engine->on_sync_tick(T0 + 1s * t + 500ms);
+    if (t <= 41)  // within the default 30 s hold of its last push, at 20 s
+      EXPECT_EQ(synced_sources(), (std::vector<Mac>{mac_of(5)})) << "tick at " << t;
+    else
+      EXPECT_TRUE(synced_sources().empty()) << "tick at " << t;
+  }
+  EXPECT_EQ(std::count(fx.logs.begin(), fx.logs.end(),
+                       "1 first-hand record(s) not refreshed by their source for 30 s: no longer synced as ours"),
+            1);
+  // The other primary's fresh copy replaces the stale one.
+  packet(3, push_packet(70, 0, {{mac_of(5), 64, 0, bytes("new")}}), T0 + 65s);
+  txend(3, 70, 1, T0 + 65s);
+  EXPECT_EQ(data_of(mac_of(5), 64), "new");
 }
 
 // A restarted primary learns the others only as they announce or re-form

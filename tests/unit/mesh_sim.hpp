@@ -72,7 +72,9 @@ inline long long ms_of(Duration d) { return std::chrono::duration_cast<std::chro
 // connect is reset). Legacy2016: a peer of the 2016 proposal's framing: it
 // listens, takes one transaction per connection and closes the connection
 // on a session hello (an unknown type); it sends by UDP itself.
-enum class Software { Ours, Debian, Legacy2016 };
+// Firewalled: upstream alfred behind a firewall that drops TCP (a connect
+// to it times out), as an address that only announces looks.
+enum class Software { Ours, Debian, Legacy2016, Firewalled };
 
 struct NodeOptions {
   wire::Mode mode = wire::Mode::Secondary;
@@ -97,6 +99,7 @@ inline EngineConfig daemon_engine_config(const NodeOptions& o, Duration period) 
   c.interfaces = {"mesh0"};
   c.bat_iface = o.bat_iface;
   c.prompt_sync_delay = o.prompt ? *o.prompt : std::min<Duration>(period / 4, std::chrono::milliseconds(100));
+  c.first_hand_hold = std::max<Duration>(3 * period, std::chrono::seconds(30));
   double seconds = std::max(std::chrono::duration<double>(period).count(), 0.0);
   c.sync_budget_bytes = std::max<std::size_t>(16u << 20, static_cast<std::size_t>(seconds * (4u << 20)));
   return c;
@@ -145,7 +148,10 @@ class SimNode final : public Effects {
   bool running() const { return running_; }
   // When this incarnation's next periodic tick is due.
   TimePoint next_tick() const { return next_tick_; }
-  bool listening() const { return running_ && opts_.software != Software::Debian; }
+  bool listening() const {
+    return running_ && opts_.software != Software::Debian && opts_.software != Software::Firewalled;
+  }
+  bool drops_tcp() const { return opts_.software == Software::Firewalled; }
   Engine& engine() { return *engine_; }
   test::FakeTq& tq() { return tq_; }
   NodeStats stats;
@@ -201,7 +207,10 @@ class SimNode final : public Effects {
   void open_session(Peer& p);
   void session_ended(const PeerAddress& peer, ConnectionId conn, link::CloseCause cause, const std::string& why);
   void mark_legacy(const PeerAddress& peer);
-  void peer_answered(const PeerAddress& peer) { silent_.erase(peer); }
+  void peer_answered(const PeerAddress& peer) {
+    silent_.erase(peer);
+    silent_marks_.erase(peer);
+  }
   void peer_failed(const PeerAddress& peer, const std::string& why, bool timed_out);
   std::size_t count(const PeerAddress* peer) const;
   bool evict_unused();
@@ -227,6 +236,7 @@ class SimNode final : public Effects {
   std::map<PeerAddress, std::unique_ptr<Peer>> peers_;
   std::map<PeerAddress, TimePoint> udp_only_until_, legacy_until_;
   std::map<PeerAddress, int> silent_;
+  std::map<PeerAddress, int> silent_marks_;
 };
 
 class Sim {
@@ -767,6 +777,7 @@ inline void SimNode::stop() {
   udp_only_until_.clear();
   legacy_until_.clear();
   silent_.clear();
+  silent_marks_.clear();
   engine_.reset();
 }
 
@@ -958,7 +969,12 @@ inline void SimNode::mark_legacy(const PeerAddress& peer) { legacy_until_[peer] 
 inline void SimNode::peer_failed(const PeerAddress& peer, const std::string& why, bool timed_out) {
   if (timed_out && ++silent_[peer] < 2) return;
   silent_.erase(peer);
-  udp_only_until_[peer] = now() + limits_.udp_only_for;
+  auto mark = limits_.udp_only_for;
+  if (timed_out) {
+    int n = std::min(++silent_marks_[peer], 8);
+    mark = std::min<std::chrono::seconds>(limits_.udp_only_silent_for * (1 << (n - 1)), limits_.udp_only_for);
+  }
+  udp_only_until_[peer] = now() + mark;
   trace("tcp: treated as UDP-only (" + why + ")");
 }
 
@@ -1124,7 +1140,7 @@ inline void Sim::tcp_connect(int from, ConnectionId id, const PeerAddress& to) {
   SimNode* target = node_at(to);
   w.end[1] = target ? target->id() : 0;
   wires_.emplace(id, w);
-  if (!target) return;  // nobody there: the connect times out
+  if (!target || target->drops_tcp()) return;  // nobody there: the connect times out
   auto out = net_.connect(from, target->id(), now(), node(from).limits_.connect_timeout);
   if (!out.answered) return;  // the opener's sweep times it out
   loop_.at(out.at, [this, id, retried = out.retried] { connect_answered(id, retried); });

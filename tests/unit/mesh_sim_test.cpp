@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -807,6 +808,136 @@ TEST(MeshSim, RestartedPrimaryGetsItsPeersDataAtOnce) {
     Duration took = restart_run(seed, reformed);
     EXPECT_LE(took, 2s) << ms_of(took) << " ms after the restart";
   }
+}
+
+// CI at 2c9979d failed test_sessions_survive_a_primary_restart_and_a_link_outage
+// (2 + 3 nodes, -b none, 5 % loss): after a primary's restart and a
+// secondary's 20 s outage, that secondary's change reached the restarted
+// primary only 19.9 s after the link's return, never the other one, and the
+// mesh did not converge in two more periods. Two causes, both found in the
+// logs of the same test here:
+//  - the secondary's connects to its primary timed out during the outage,
+//    and it took the primary for UDP-only for 300 s;
+//  - the other primary still held the secondary's record first-hand (the
+//    secondary had pushed to it first, then moved on), synced that stale
+//    copy as its own every period over the fresh one, and never got the
+//    fresh one back: the restarted primary held it only synced.
+// Checked in every seed: the change reaches both primaries within a period
+// of the link's return, the whole mesh converges, stays converged for a
+// minute, and no node takes a peer for UDP-only.
+struct OutageRun {
+  Duration to_primaries{};
+  bool reached = false, converged = false, stayed = false, marked = false;
+  bool moved = false;  // the cut-off secondary was with the second primary at the sets
+};
+
+OutageRun restart_and_outage_run(std::uint32_t seed) {
+  OutageRun out;
+  Sim sim({.loss = 0.05, .period = 10s, .seed = seed});
+  auto m = build(sim, 2, 3);
+  // Sets while a secondary may still be with the primary it heard first: it
+  // moves to the first in MAC order at its tick, and the restart comes before
+  // that primary's next sync could have corrected the other's first-hand
+  // copy (as in CI).
+  EXPECT_TRUE(sim.run_until([&] { return settled(m); }, 60s));
+  auto all = m.all();
+  std::map<Mac, int> expected;
+  for (auto* n : all) {
+    expected[n->mac()] = n->id();
+    n->set(one_record(64, value(n->id(), 800)));
+  }
+  auto holds = [&](SimNode& n, const Mac& src) { return value16(n, src, 64) == expected.at(src); };
+  // A secondary holds its own records only; its clients' reads are answered
+  // by its primary.
+  auto converged = [&] {
+    for (auto* n : m.primaries)
+      for (auto& [src, v] : expected)
+        if (!holds(*n, src)) return false;
+    return true;
+  };
+  EXPECT_TRUE(sim.run_until(converged, 30s));
+  sim.run_for(1s);
+  SimNode& victim = *m.primaries[0];
+  SimNode* moving = nullptr;
+  for (auto* sn : m.secondaries)
+    if (best_is(*sn, *m.primaries[1])) moving = sn;
+  out.moved = moving != nullptr;
+  SimNode& cut = moving ? *moving : *m.secondaries[1];
+  SimNode& peer = &cut == m.secondaries[2] ? *m.secondaries[0] : *m.secondaries[2];
+  sim.restart(victim.id(), 1s);
+  sim.run_for(1s + 500ms);
+  sim.partition(cut.id(), 0, 20s);
+  sim.run_for(2s);
+  expected[cut.mac()] = 100 + cut.id();
+  cut.set(one_record(64, value(100 + cut.id(), 800)));
+  expected[peer.mac()] = 100 + peer.id();
+  peer.set(one_record(64, value(100 + peer.id(), 800)));
+  sim.run_for(18s);
+  TimePoint back = sim.now();
+  out.reached = sim.run_until([&] {
+    return holds(*m.primaries[0], cut.mac()) && holds(*m.primaries[1], cut.mac());
+  }, 30s);
+  out.to_primaries = sim.now() - back;
+  out.converged = sim.run_until(converged, back + 20s - sim.now());
+  out.stayed = out.converged;
+  for (int i = 0; i < 60 && out.stayed; ++i) {
+    sim.run_for(1s);
+    out.stayed = converged();
+  }
+  for (auto* n : all)
+    for (auto* q : all)
+      if (n != q && n->udp_only(q->addr())) out.marked = true;
+  return out;
+}
+
+TEST(MeshSim, AfterARestartAndAnOutageTheMeshConvergesAndStays) {
+  Distribution d;
+  int moved = 0;
+  for (std::uint32_t seed = 1; seed <= seeds(40, 4); ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    auto r = restart_and_outage_run(seed);
+    moved += r.moved;
+    EXPECT_TRUE(r.reached);
+    EXPECT_LE(r.to_primaries, 10s + 2s) << ms_of(r.to_primaries) << " ms after the link's return";
+    EXPECT_TRUE(r.converged) << "within 20 s of the link's return";
+    EXPECT_TRUE(r.stayed) << "for a minute after";
+    EXPECT_FALSE(r.marked) << "a node took one of ours for UDP-only";
+    d.add(r.to_primaries);
+  }
+  std::printf("outage of 20 s after a primary's restart: the change made during it on both primaries, "
+              "after the link's return: %s; %d runs with the secondary moving primaries\n",
+              d.str().c_str(), moved);
+}
+
+// A primary whose TCP never answers (a firewall; or an address that only
+// announces): each pair of timed-out connects marks it UDP-only, 30 s first,
+// then twice as long each time, up to 300 s. So its connects take an
+// outbound slot a few times an hour, not at every period; the data still
+// reaches it by UDP.
+TEST(MeshSim, APrimaryThatNeverAnswersTcpIsTriedLessAndLessOften) {
+  Sim sim({.loss = 0.0, .period = 10s, .seed = 5});
+  SimNode& a = sim.add(wire::Mode::Primary);
+  NodeOptions o;
+  o.software = Software::Firewalled;
+  SimNode& b = sim.add(wire::Mode::Primary, o);
+  sim.run_for(5s);
+  a.set(one_record(64, value(7, 3000), mac_of(500)));
+  ASSERT_TRUE(sim.run_until([&] { return records_of(b, 64) == 1; }, 15s));
+  std::vector<std::uint64_t> per_10min;
+  for (int i = 0; i < 6; ++i) {
+    auto before = a.stats.connect_timeouts;
+    sim.run_for(600s);
+    per_10min.push_back(a.stats.connect_timeouts - before);
+    a.set(one_record(64, value(10 + i, 3000), mac_of(500)));  // still delivered
+    ASSERT_TRUE(sim.run_until([&] { return value16(b, mac_of(500), 64) == 10 + i; }, 15s)) << i;
+  }
+  std::string s;
+  for (auto n : per_10min) s += std::to_string(n) + " ";
+  std::printf("connects timed out per 10 minutes to a primary that drops TCP: %s\n", s.c_str());
+  // Marks of 30, 60, 120, 240 s, then 300 s: about 2 connects per 5 min.
+  EXPECT_LE(per_10min.back(), 6u) << s;
+  EXPECT_LE(per_10min.back(), per_10min.front()) << s;
+  EXPECT_GE(per_10min.back(), 2u) << s << "(it is still tried now and then)";
 }
 
 // Known limitation (issue 8's note), not asserted here: the link-down test

@@ -232,7 +232,7 @@ TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff)
   EXPECT_GT(waits[1], waits[0]);
   EXPECT_GT(waits[2], waits[1]);
   EXPECT_TRUE(ev.udp.empty());  // kept for the next session so far
-  // One more reconnect fails: what is queued goes by UDP.
+  // One more reconnect fails: what is queued goes by UDP as well.
   for (int k = 0; k < 10000 && link->state() == SessionState::Backoff; ++k) {
     now += 10ms;
     link->on_timer(now);
@@ -240,6 +240,111 @@ TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff)
   ASSERT_EQ(link->state(), SessionState::Connecting);
   link->closed(CloseCause::Refused, "connection refused", now);
   EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+}
+
+// An outage longer than the reconnects: a peer that held a session is never
+// given up on (taken for UDP-only, it would get UDP for minutes after the
+// link is back). Meanwhile every transaction goes by UDP at once and stays
+// queued for the session; requests go by UDP only (answered once); the
+// daemon's period paces the reconnects once the backoff has grown long, and
+// the session that comes back carries what is queued.
+TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  link->closed(CloseCause::Failed, "link down? nothing acknowledged", now);
+  for (int i = 0; i <= limits.max_failed_reconnects; ++i) {
+    for (int k = 0; k < 100000 && link->state() == SessionState::Backoff; ++k) {
+      now += 10ms;
+      link->on_timer(now);
+    }
+    ASSERT_EQ(link->state(), SessionState::Connecting);
+    link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+  }
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+  EXPECT_EQ(link->state(), SessionState::Backoff);
+  EXPECT_EQ(link->queued(), 1u);
+  EXPECT_FALSE(link->finished());
+  // What comes meanwhile: a copy at once, and queued.
+  link->send(tx(2), false, now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
+  EXPECT_EQ(link->queued(), 2u);
+  wire::Request r;
+  r.requested_type = 64;
+  r.tx_id = 77;
+  link->request(r, now);
+  EXPECT_EQ(ev.udp_requests, std::vector<std::uint16_t>{77});
+  EXPECT_EQ(link->requests_pending(), 0u);
+  // Still failing: the same, a reconnect each period.
+  int opens = ev.opens;
+  now += 10s;
+  link->keep_open(now);
+  ASSERT_EQ(ev.opens, opens + 1);
+  link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));  // no copy again
+  // The link is back: the daemon's next period reconnects at once, and the
+  // session carries both transactions; what comes next goes on it alone.
+  now += 10s;
+  link->keep_open(now);
+  ASSERT_EQ(ev.opens, opens + 2);
+  link->connected(now);
+  drain();
+  feed(answer_hello());
+  ASSERT_EQ(link->state(), SessionState::Up);
+  std::vector<std::uint16_t> ids;
+  for (auto& b : drain())
+    if (b[0] == static_cast<std::uint8_t>(wire::Type::StatusTxEnd))
+      ids.push_back(static_cast<std::uint16_t>(b[4] << 8 | b[5]));
+  EXPECT_EQ(ids, (std::vector<std::uint16_t>{1, 2}));
+  link->send(tx(3), false, now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
+  link->request(r, now);
+  EXPECT_EQ(link->requests_pending(), 1u);
+}
+
+// A peer that took a session once and went silent for good (or an address
+// an attacker answered once): reconnects at every period only for
+// period_reconnects_for, then at the backoff alone.
+TEST_F(SessionLinkTest, ADeadPeerIsReconnectedAtThePeriodOnlyForAWhile) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  link->closed(CloseCause::Failed, "link down?", now);
+  TimePoint degraded_at{};
+  while (ev.udp.empty()) {
+    for (int k = 0; k < 100000 && link->state() == SessionState::Backoff; ++k) {
+      now += 10ms;
+      link->on_timer(now);
+    }
+    ASSERT_EQ(link->state(), SessionState::Connecting);
+    link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+    degraded_at = now;
+  }
+  int at_period = 0;
+  int attempts = 0;
+  for (TimePoint end = degraded_at + 10min; now < end;) {
+    TimePoint tick = now + 10s;
+    while (now < tick) {
+      now += 100ms;
+      link->on_timer(now);
+      if (link->state() == SessionState::Connecting) {
+        ++attempts;
+        link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+      }
+    }
+    int opens = ev.opens;
+    link->keep_open(now);
+    if (ev.opens > opens) {
+      ++attempts;
+      if (now - degraded_at >= limits.period_reconnects_for + 10s) ADD_FAILURE() << "at the period after the limit";
+      ++at_period;
+      link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+    }
+  }
+  EXPECT_GE(at_period, 10);  // within the first two minutes
+  // Ten minutes: a dozen at the period, then one per backoff_max (30 s).
+  EXPECT_LE(attempts, 12 + 20 + 4);
+  EXPECT_FALSE(link->finished());  // still the peer's link: kept in use
 }
 
 // A peer that restarted hears our hello again at once (and, from a primary,

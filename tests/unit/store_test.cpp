@@ -137,6 +137,29 @@ TEST(StoreRemote, LevelFollowsTheLatestSender) {
   EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
 }
 
+// A first-hand record its source stopped sending us (the secondary moved to
+// another primary) is no longer ours to sync; one refreshed in time is, and a
+// new first-hand update makes a demoted one ours again.
+TEST(StoreRemote, FirstHandRecordsNotRefreshedByTheirSourceBecomeSynced) {
+  Store st;
+  st.set_local(rec(kC, 64, {3}), at(0));
+  st.apply_remote(rec(kA, 64, {1}), kA, at(0));
+  st.apply_remote(rec(kB, 64, {2}), kB, at(0));
+  st.apply_remote(rec(kB, 64, {2}), kB, at(20));
+  EXPECT_EQ(st.demote_first_hand(at(29), seconds(30)), 0u);
+  EXPECT_EQ(st.demote_first_hand(at(30), seconds(30)), 1u);
+  EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+  EXPECT_EQ(st.source_of(kB, 64), Source::FirstHand);
+  EXPECT_EQ(st.source_of(kC, 64), Source::Local);  // local data is never demoted
+  EXPECT_EQ(keys(st.snapshot(Source::FirstHand)), (std::vector<std::pair<int, Mac>>{{64, kB}, {64, kC}}));
+  EXPECT_EQ(st.demote_first_hand(at(30), seconds(30)), 0u);  // once
+  // Still held (it expires as any record does), and its source sending it
+  // again makes it first-hand again.
+  EXPECT_NE(st.find(kA, 64), nullptr);
+  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kA, at(31)).changed);
+  EXPECT_EQ(st.source_of(kA, 64), Source::FirstHand);
+}
+
 TEST(StoreRemote, ChangeDetection) {
   Store st;
   st.apply_remote(rec(kA, 64, {1, 2}, 0), kA, at(0));
