@@ -217,7 +217,6 @@ void SessionLink::reconnect_failed(TimePoint now, std::string_view why) {
   if (++failed_reconnects_ > limits_.max_failed_reconnects && !degraded_) {
     degraded_ = true;
     degraded_since_ = now;
-    requeue();
     ev_.log("session: " + std::to_string(failed_reconnects_) + " reconnects failed (" +
             std::string(why) + "): " + std::to_string(outgoing_.size()) +
             " transaction(s) go by UDP as well until the session is back");

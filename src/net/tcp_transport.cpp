@@ -881,7 +881,6 @@ void TcpTransport::close_all() {
 
 void TcpTransport::peer_answered(const std::string& iface, const PeerAddress& peer) {
   silent_.erase({iface, peer});
-  silent_marks_.erase({iface, peer});
 }
 
 void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer,
@@ -890,9 +889,21 @@ void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer
   // lossy link says little, so only a second one in a row counts.
   // The counts are a hint; primaries invented by a flood of announcements
   // would otherwise leave one entry each behind for good.
-  if (timed_out && silent_.size() >= 1024 && !silent_.count({iface, peer})) silent_.clear();
-  if (timed_out && ++silent_[{iface, peer}] < 2) return;
-  silent_.erase({iface, peer});
+  // Silence marks briefly first (an outage), then for longer each time in
+  // a row, up to a refusal's: forged primaries that only announce, trying
+  // at every period, would otherwise take the outbound slots again and
+  // again. A connect that is answered starts the count over.
+  PeerKey key{iface, peer};
+  auto mark = limits_.udp_only_for;
+  if (timed_out) {
+    if (silent_.size() >= 1024 && !silent_.count(key)) silent_.clear();
+    Silence& s = silent_[key];
+    if (++s.timeouts < 2) return;
+    s.timeouts = 0;
+    mark = limits_.udp_only_after_silence(++s.marks);
+  } else if (auto it = silent_.find(key); it != silent_.end()) {
+    it->second.timeouts = 0;
+  }
   // Bounded too: past 4,096 peers the mark that ends soonest goes (that
   // peer only gets one more TCP attempt). Announcements from rotating
   // addresses would otherwise leave an entry each for 5 minutes.
@@ -900,16 +911,6 @@ void TcpTransport::peer_failed(const std::string& iface, const PeerAddress& peer
     auto soonest = std::min_element(udp_only_until_.begin(), udp_only_until_.end(),
                                     [](const auto& a, const auto& b) { return a.second < b.second; });
     udp_only_until_.erase(soonest);
-  }
-  // Silence marks briefly first (an outage), then for longer each time in
-  // a row, up to a refusal's: forged primaries that only announce, trying
-  // at every period, would otherwise take the outbound slots again and
-  // again. A connect that is answered starts the count over.
-  auto mark = limits_.udp_only_for;
-  if (timed_out) {
-    if (silent_marks_.size() >= 1024 && !silent_marks_.count({iface, peer})) silent_marks_.clear();
-    int n = std::min(++silent_marks_[{iface, peer}], 8);
-    mark = std::min<std::chrono::seconds>(limits_.udp_only_silent_for * (1 << (n - 1)), limits_.udp_only_for);
   }
   udp_only_until_[{iface, peer}] = Clock::now() + mark;
   log_verbose("tcp: " + describe(iface, peer) + " treated as UDP-only for " +
@@ -925,7 +926,6 @@ void TcpTransport::speaks_sessions(const std::string& iface, const PeerAddress& 
   if (marked)
     log_verbose("tcp: " + describe(iface, peer) + " opened a session: no longer UDP-only or 2016 framing");
   silent_.erase(key);
-  silent_marks_.erase(key);
 }
 
 bool TcpTransport::udp_only(const std::string& iface, const PeerAddress& peer) const {

@@ -12,6 +12,7 @@
 // any size, acknowledged, resent after a break; forwarded requests and their
 // answers; keepalives. A peer that closes on the session hello speaks the
 // 2016 framing and gets one connection per transaction, as before.
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -58,12 +59,23 @@ struct TcpLimits {
   // address that never answers, and it may be our own daemon, back in a
   // period. Doubled for each such mark in a row, up to udp_only_for.
   std::chrono::seconds udp_only_silent_for{30};
+  // The mark after the n-th such silence in a row (n >= 1).
+  std::chrono::seconds udp_only_after_silence(int n) const {
+    return std::min<std::chrono::seconds>(udp_only_silent_for * (1 << (std::min(n, 8) - 1)), udp_only_for);
+  }
   // Answers waiting behind the one being sent on an inbound stream.
   std::size_t max_queued_replies = 4;
   // How long a peer that closed on our session hello is served the 2016
   // way (one connection per transaction) before it is probed again.
   std::chrono::seconds legacy_for{600};
   link::SessionLimits session{};
+};
+
+// Connects to one peer that went unanswered in a row, and the UDP-only marks
+// they led to in a row (TcpTransport::peer_failed).
+struct Silence {
+  int timeouts = 0;
+  int marks = 0;
 };
 
 struct TcpInterface {
@@ -195,8 +207,7 @@ class TcpTransport {
   std::map<std::string, Listener> listeners_;
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   std::map<std::pair<std::string, PeerAddress>, TimePoint> udp_only_until_;
-  std::map<std::pair<std::string, PeerAddress>, int> silent_;  // connect timeouts in a row
-  std::map<std::pair<std::string, PeerAddress>, int> silent_marks_;  // UDP-only marks for silence in a row
+  std::map<std::pair<std::string, PeerAddress>, Silence> silent_;
   std::map<PeerKey, TimePoint> legacy_until_;
   std::map<PeerKey, std::unique_ptr<Peer>> peers_;  // sessions we opened (or are opening)
   std::uint32_t session_seed_ = 0;

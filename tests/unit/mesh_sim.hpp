@@ -209,7 +209,6 @@ class SimNode final : public Effects {
   void mark_legacy(const PeerAddress& peer);
   void peer_answered(const PeerAddress& peer) {
     silent_.erase(peer);
-    silent_marks_.erase(peer);
   }
   void peer_failed(const PeerAddress& peer, const std::string& why, bool timed_out);
   std::size_t count(const PeerAddress* peer) const;
@@ -235,8 +234,7 @@ class SimNode final : public Effects {
   std::map<ConnectionId, std::shared_ptr<Conn>> conns_;
   std::map<PeerAddress, std::unique_ptr<Peer>> peers_;
   std::map<PeerAddress, TimePoint> udp_only_until_, legacy_until_;
-  std::map<PeerAddress, int> silent_;
-  std::map<PeerAddress, int> silent_marks_;
+  std::map<PeerAddress, net::Silence> silent_;
 };
 
 class Sim {
@@ -777,7 +775,6 @@ inline void SimNode::stop() {
   udp_only_until_.clear();
   legacy_until_.clear();
   silent_.clear();
-  silent_marks_.clear();
   engine_.reset();
 }
 
@@ -967,12 +964,14 @@ inline void SimNode::session_ended(const PeerAddress& peer, ConnectionId conn, l
 inline void SimNode::mark_legacy(const PeerAddress& peer) { legacy_until_[peer] = now() + limits_.legacy_for; }
 
 inline void SimNode::peer_failed(const PeerAddress& peer, const std::string& why, bool timed_out) {
-  if (timed_out && ++silent_[peer] < 2) return;
-  silent_.erase(peer);
   auto mark = limits_.udp_only_for;
   if (timed_out) {
-    int n = std::min(++silent_marks_[peer], 8);
-    mark = std::min<std::chrono::seconds>(limits_.udp_only_silent_for * (1 << (n - 1)), limits_.udp_only_for);
+    net::Silence& s = silent_[peer];
+    if (++s.timeouts < 2) return;
+    s.timeouts = 0;
+    mark = limits_.udp_only_after_silence(++s.marks);
+  } else if (auto it = silent_.find(peer); it != silent_.end()) {
+    it->second.timeouts = 0;
   }
   udp_only_until_[peer] = now() + mark;
   trace("tcp: treated as UDP-only (" + why + ")");

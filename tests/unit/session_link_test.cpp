@@ -81,6 +81,13 @@ struct SessionLinkTest : ::testing::Test {
     feed(answer_hello());
     ASSERT_EQ(link->state(), SessionState::Up);
   }
+  // Lets the clock run while the link is in its backoff.
+  void wait_out_backoff(Duration step = 10ms, int max_steps = 100000) {
+    for (int k = 0; k < max_steps && link->state() == SessionState::Backoff; ++k) {
+      now += step;
+      link->on_timer(now);
+    }
+  }
   // The tx ids of the transactions among `packets`, from their txends.
   static std::vector<std::uint16_t> txends(const std::vector<Bytes>& packets) {
     std::vector<std::uint16_t> ids;
@@ -233,10 +240,7 @@ TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff)
   EXPECT_GT(waits[2], waits[1]);
   EXPECT_TRUE(ev.udp.empty());  // kept for the next session so far
   // One more reconnect fails: what is queued goes by UDP as well.
-  for (int k = 0; k < 10000 && link->state() == SessionState::Backoff; ++k) {
-    now += 10ms;
-    link->on_timer(now);
-  }
+  wait_out_backoff();
   ASSERT_EQ(link->state(), SessionState::Connecting);
   link->closed(CloseCause::Refused, "connection refused", now);
   EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
@@ -254,10 +258,7 @@ TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) 
   drain();
   link->closed(CloseCause::Failed, "link down? nothing acknowledged", now);
   for (int i = 0; i <= limits.max_failed_reconnects; ++i) {
-    for (int k = 0; k < 100000 && link->state() == SessionState::Backoff; ++k) {
-      now += 10ms;
-      link->on_timer(now);
-    }
+    wait_out_backoff();
     ASSERT_EQ(link->state(), SessionState::Connecting);
     link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
   }
@@ -291,11 +292,7 @@ TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) 
   drain();
   feed(answer_hello());
   ASSERT_EQ(link->state(), SessionState::Up);
-  std::vector<std::uint16_t> ids;
-  for (auto& b : drain())
-    if (b[0] == static_cast<std::uint8_t>(wire::Type::StatusTxEnd))
-      ids.push_back(static_cast<std::uint16_t>(b[4] << 8 | b[5]));
-  EXPECT_EQ(ids, (std::vector<std::uint16_t>{1, 2}));
+  EXPECT_EQ(txends(drain()), (std::vector<std::uint16_t>{1, 2}));
   link->send(tx(3), false, now);
   EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
   link->request(r, now);
@@ -312,10 +309,7 @@ TEST_F(SessionLinkTest, ADeadPeerIsReconnectedAtThePeriodOnlyForAWhile) {
   link->closed(CloseCause::Failed, "link down?", now);
   TimePoint degraded_at{};
   while (ev.udp.empty()) {
-    for (int k = 0; k < 100000 && link->state() == SessionState::Backoff; ++k) {
-      now += 10ms;
-      link->on_timer(now);
-    }
+    wait_out_backoff();
     ASSERT_EQ(link->state(), SessionState::Connecting);
     link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
     degraded_at = now;
@@ -381,10 +375,7 @@ TEST_F(SessionLinkTest, ATransactionNeverConfirmedIsDroppedAfterMaxSends) {
     now += limits.stable_after;  // up long enough: the backoff starts over
     feed(wire::encode(wire::SessionKeepalive{}));
     link->closed(CloseCause::Closed, "reset after reading", now);
-    for (int k = 0; k < 1000 && link->state() == SessionState::Backoff; ++k) {
-      now += 50ms;
-      link->on_timer(now);
-    }
+    wait_out_backoff(50ms, 1000);
   }
   // Re-formed (a broken session is), but with nothing left to send.
   EXPECT_EQ(link->queued(), 0u);
