@@ -62,6 +62,7 @@ class RequestBudget {
     TimePoint updated{};
   };
   void forget_idlest();
+  void touch(std::map<SourceKey, Bucket>::iterator it, TimePoint now);
 
   Limits limits_;
   std::map<SourceKey, Bucket> buckets_;

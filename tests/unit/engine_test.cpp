@@ -925,10 +925,10 @@ TEST_F(EngineFixture, SyncBudgetRotatesThroughThePrimaries) {
 // buckets kept after everything else had expired).
 TEST(RequestBudgetExpiry, IdleSourcesAreForgottenOnceTheirBucketsRefilled) {
   RequestBudget b;
-  for (int s = 0; s < 500; ++s) b.admit("mesh0", mac_of(s), 0, false, T0);
-  EXPECT_EQ(b.sources(), 500u);
+  for (int s = 0; s < 50; ++s) b.admit("mesh0", mac_of(s), 0, false, T0);
+  EXPECT_EQ(b.sources(), 50u);
   b.expire(T0 + 1s);
-  EXPECT_EQ(b.sources(), 500u) << "not yet refilled: still limiting";
+  EXPECT_EQ(b.sources(), 50u) << "not yet refilled: still limiting";
   b.admit("mesh0", mac_of(1), 0, false, T0 + 1s);
   b.expire(T0 + 2s);
   EXPECT_EQ(b.sources(), 1u) << "only the one used at 1 s is left";
@@ -942,6 +942,32 @@ TEST(RequestBudgetExpiry, IdleSourcesAreForgottenOnceTheirBucketsRefilled) {
             RequestBudget::Verdict::Answer);
   EXPECT_EQ(b.admit("mesh0", mac_of(7), 0, true, T0 + 10s + 100ms),
             RequestBudget::Verdict::SourceLimited);
+}
+
+// A flood of requests from spoofed addresses leaves a bucket only for those
+// it answered: the datagram fuzzer's heap mode found 825 sources (7-byte
+// requests, each leaving a ~170-byte bucket though refused by the window).
+TEST(RequestBudgetExpiry, RefusedSourcesLeaveNoBucket) {
+  RequestBudget b;
+  const std::size_t per_second = RequestBudgetLimits{}.replies_per_second;
+  std::size_t answered = 0;
+  for (int s = 0; s < 2000; ++s)
+    answered += b.admit("mesh0", mac_of(s), 0, false, T0) == RequestBudget::Verdict::Answer;
+  EXPECT_EQ(answered, per_second);
+  EXPECT_EQ(b.sources(), per_second);
+  // Known sources have a window of their own, and the same rule.
+  for (int s = 2000; s < 4000; ++s) b.admit("mesh0", mac_of(s), 0, true, T0);
+  EXPECT_EQ(b.sources(), 2 * per_second);
+  // A flood that goes on is held to the windows' rate, and what it was
+  // answered goes 1.6 s after its last request.
+  for (int sec = 1; sec <= 20; ++sec)
+    for (int s = 0; s < 500; ++s)
+      b.admit("mesh0", mac_of(10000 + sec * 500 + s), 0, false, T0 + std::chrono::seconds(sec));
+  EXPECT_LE(b.sources(), 2 * per_second);
+  // A source once answered and then limited keeps its bucket (it is still
+  // limiting it).
+  for (int k = 0; k < 40; ++k) b.admit("mesh0", mac_of(1), 0, true, T0 + 30s);
+  EXPECT_EQ(b.admit("mesh0", mac_of(1), 0, true, T0 + 30s), RequestBudget::Verdict::SourceLimited);
 }
 
 // Strangers spending the reply budget do not shut out nodes whose data we
