@@ -172,7 +172,7 @@ def _tcp_line(t: dict) -> str:
             f"{fmt(t.get('ack_s_max'), 2)} s, {t.get('acks_over_0_5s', 0)} >= 0.5 s), sessions down "
             f"{t.get('sessions_down', 0)}" + (f" ({down})" if down else "")
             + f", reconnects {t.get('reconnects', 0)}, unacknowledged dropped {t.get('unacked_dropped', 0)}, "
-            f"fallbacks {t.get('fallbacks', 0)}")
+            f"UDP copies {t.get('udp_copies', 0)}, fallbacks {t.get('fallbacks', 0)}")
 
 
 def scale_text(r: dict, dist: dict | None) -> str:

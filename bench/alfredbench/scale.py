@@ -54,6 +54,7 @@ ADDR = re.compile(r"(fe80::[0-9a-f:]+%\w+|\d+\.\d+\.\d+\.\d+)")
 MACRE = re.compile(r"((?:[0-9a-f]{2}:){5}[0-9a-f]{2})")
 TXID = re.compile(r"\(transaction (\d+)")
 ACKED = re.compile(r"^transaction (\d+) acknowledged")
+COPY = re.compile(r"^session: transaction (\d+) .*: a copy by UDP$")
 
 
 # ------------------------------------------------------------------ cases and targets
@@ -174,6 +175,8 @@ def session_diagnostics(events: dict[int, list[dict]], t_from: float, t_to: floa
                 down[why[:60]] += 1
             elif "reconnecting in" in msg:
                 d["reconnects"] += 1
+            elif COPY.match(msg):
+                d["udp_copies"] += 1
             elif "not acknowledged within" in msg:
                 d["unacked_dropped"] += 1
             elif "falling back to UDP" in msg:
@@ -190,7 +193,7 @@ def session_diagnostics(events: dict[int, list[dict]], t_from: float, t_to: floa
     out = {k: d.get(k, 0) for k in ("session_opens", "sessions_up", "sessions_accepted", "slow_connects",
                                     "tcp_pushes", "acks", "unacked_at_end", "sessions_down", "reconnects",
                                     "unacked_dropped", "fallbacks", "superseded", "prompt_pushes",
-                                    "connect_failures", "skipped_syncs")}
+                                    "connect_failures", "skipped_syncs", "udp_copies")}
     out["slow_connect_s"] = sorted(slow, reverse=True)[:10]
     out["ack_s_max"] = round(max(ack_delays), 3) if ack_delays else None
     out["ack_s_p99"] = round(percentile(ack_delays, 99), 3) if ack_delays else None
@@ -210,6 +213,7 @@ def _hop(evs: list[dict], peer: str, t_from: float, t_to: float, margin: float =
     h: dict = {}
     opened = None
     pushes: list[dict] = []
+    copies: list[tuple[str, float]] = []  # (tx id, when): UDP copies of late transactions
     t_open = t_from - margin if open_from is None else min(open_from, t_from - margin)
     for e in evs:
         if e["t"] < t_open or e["t"] > t_to or e["peer"] != peer:
@@ -239,6 +243,8 @@ def _hop(evs: list[dict], peer: str, t_from: float, t_to: float, margin: float =
             h["reconnects"] = h.get("reconnects", 0) + 1
         elif "falling back" in msg:
             h["fallback"] = True
+        elif COPY.match(msg):
+            copies.append((COPY.match(msg).group(1), e["t"]))
     pick = None
     if arrive is not None:
         acked = [p for p in pushes if "ack" in p and p["ack"] <= arrive + 0.05]
@@ -251,7 +257,14 @@ def _hop(evs: list[dict], peer: str, t_from: float, t_to: float, margin: float =
         if "ack" in pick:
             h["ack_at"] = pick["ack"]
         h["pushes"] = len(pushes)
+        h["copies"] = [t for tx, t in copies if tx == pick["tx"]]
     return h
+
+
+def _relative(h: dict, t_set: float) -> dict:
+    """A hop's times relative to the set."""
+    return {k: (round(v - t_set, 3) if k.endswith("_at") else [round(x - t_set, 3) for x in v] if k == "copies"
+                else v) for k, v in h.items()}
 
 
 def trace_record(lab, events: dict[int, list[dict]], src: int, late: int, t_set: float, t_arr: float) -> dict:
@@ -283,6 +296,9 @@ def trace_record(lab, events: dict[int, list[dict]], src: int, late: int, t_set:
                 f.append(f"acked {rel(h['ack_at'])} ({h['ack_at'] - h['push_at']:.2f} s after the push)")
             else:
                 f.append("not acknowledged by then")
+            cp = h.get("copies") or []
+            if cp:
+                f.append(f"{len(cp)} UDP cop{'y' if len(cp) == 1 else 'ies'} at " + ", ".join(rel(t) for t in cp))
         else:
             f.append("no push logged by then")
         if h.get("down"):
@@ -317,7 +333,7 @@ def trace_record(lab, events: dict[int, list[dict]], src: int, late: int, t_set:
                 tr["at_via_s"] = round(t_at_q - t_set, 3)
                 break
         h1 = _hop(src_ev, lab.node(q).ll6 + "%mesh0", t_set, t_end, arrive=t_at_q)
-        tr["hop1"] = {k: (round(v - t_set, 3) if k.endswith("_at") else v) for k, v in h1.items()}
+        tr["hop1"] = _relative(h1, t_set)
         parts.append(hop_text(src, q, h1))
     tr["via"] = f"n{q}"
     if q != late:
@@ -333,7 +349,7 @@ def trace_record(lab, events: dict[int, list[dict]], src: int, late: int, t_set:
                 t_q = t_set + h1.get("ack_at", h1.get("push_at", 0.0))
         h2 = _hop(events.get(q, []), lab.node(late).ll6 + "%mesh0", t_q, t_end, margin=0.0, open_from=t_set - 0.5,
                   arrive=t_arr)
-        tr["hop2"] = {k: (round(v - t_set, 3) if k.endswith("_at") else v) for k, v in h2.items()}
+        tr["hop2"] = _relative(h2, t_set)
         parts.append(hop_text(q, late, h2))
     tr["cause"] = "; ".join(parts)
     return tr

@@ -261,8 +261,15 @@ void Engine::handle_request(const Route& from, const wire::Request& req, TimePoi
 void Engine::handle_push(const Route& from, const wire::PushData& push,
                          std::span<const std::uint8_t> bytes, TimePoint now) {
   TransactionTable::Key key{from.mac, push.tx_id};
+  // Keep only the packet itself, not trailing bytes of the datagram.
+  wire::TlvHeader h;
+  wire::read_tlv_header(bytes, h);
+  std::span<const std::uint8_t> packet = bytes.first(wire::kTlvSize + h.length);
   auto* tx = transactions_.find(key);
   if (!tx) {
+    // The other copy of a transaction that completed a moment ago (see
+    // RecentCompletions): applied once only.
+    if (recent_.completed_packet(key, push.seqno, packet, now)) return;
     // Secondaries only take answers to their own requests.
     if (mode_ != wire::Mode::Primary) {
       log_limited("push-unsolicited", now, [&] {
@@ -279,11 +286,7 @@ void Engine::handle_push(const Route& from, const wire::PushData& push,
       return;
     }
   }
-  // Keep only the packet itself, not trailing bytes of the datagram.
-  wire::TlvHeader h;
-  wire::read_tlv_header(bytes, h);
-  std::vector<std::uint8_t> copy(bytes.begin(), bytes.begin() + wire::kTlvSize + h.length);
-  auto r = transactions_.add_packet(*tx, push.seqno, std::move(copy), now);
+  auto r = transactions_.add_packet(*tx, push.seqno, std::vector<std::uint8_t>(packet.begin(), packet.end()), now);
   if (r == TransactionTable::AddResult::OverLimit) {
     log_limited("push-memory", now, [&] {
       return "dropped push data from " + describe(from) + ": buffer limit reached";
@@ -306,6 +309,12 @@ void Engine::handle_txend(const Route& from, const wire::TxEnd& end, TimePoint n
   TransactionTable::Key key{from.mac, end.tx_id};
   auto* tx = transactions_.find(key);
   if (!tx) {
+    if (recent_.completed_txend(key, end.seqno, now)) {
+      // The second copy's txend (see RecentCompletions): confirmed, and
+      // nothing opened.
+      last_completed_ = key;
+      return;
+    }
     if (mode_ != wire::Mode::Primary || end.seqno == 0) return;
     tx = transactions_.create(key, now);
     if (!tx) return;
@@ -321,6 +330,9 @@ void Engine::finish_if_complete(const TransactionTable::Key& key, const Route& f
   auto done = transactions_.take(key);
   last_completed_ = key;
   TimePoint now = done.last_rx;
+  RecentCompletions::Entry entry{now, static_cast<std::uint16_t>(done.packets.size()), 0};
+  if (done.packets.size() == 1) entry.digest = RecentCompletions::digest(done.packets.begin()->second);
+  recent_.add(key, entry);
   std::size_t bytes = done.bytes;
   for (const auto& [seqno, packet] : done.packets) apply(from.mac, packet, now);
   // Not rate-limited: the benchmark reads these lines; one per transaction.

@@ -13,6 +13,7 @@
 
 #include "engine/effects.hpp"
 #include "engine/log_limiter.hpp"
+#include "engine/recent_completions.hpp"
 #include "engine/request_budget.hpp"
 #include "engine/transactions.hpp"
 #include "store/store.hpp"
@@ -97,7 +98,8 @@ class Engine {
   const TransactionTable& transactions() const { return transactions_; }
   const RequestBudget& request_budget() const { return requests_; }
   std::size_t answers_in_flight_bytes() const { return *answers_live_; }
-  // The last packet fed in completed (and applied) transaction `id` of `peer`.
+  // The last packet fed in completed (and applied) transaction `id` of
+  // `peer`, or was the txend of one a copy of it completed a moment ago.
   bool just_completed(const Mac& peer, std::uint16_t id) const {
     return last_completed_ && last_completed_->peer == peer && last_completed_->id == id;
   }
@@ -183,6 +185,7 @@ class Engine {
   std::size_t sync_spent_ = 0;  // bytes of syncs since the last tick
   int welcomes_left_ = kWelcomesPerPeriod;
   std::optional<TransactionTable::Key> last_completed_;
+  RecentCompletions recent_;
   // The first-hand snapshot welcomes share until something first-hand
   // changes: one snapshot, not one per newcomer.
   std::shared_ptr<const Snapshot> welcome_snap_;

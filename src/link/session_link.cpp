@@ -38,11 +38,103 @@ void SessionLink::send(wire::PushEncoder tx, bool full, TimePoint now) {
   }
   // Reconnects keep failing: a copy goes by UDP at once, and the
   // transaction stays queued for the session that comes back.
-  if (degraded_) ev_.push_by_udp(tx.restarted());
-  outgoing_.push_back(Item{std::move(tx), full, now, {}, 0});
+  Item item{std::move(tx), full, now, {}, 0};
+  item.small = fits_one_datagram(item.tx);
+  if (degraded_) copy_for_outage(item, now);
+  outgoing_.push_back(std::move(item));
   make_room();
   if (state_ == SessionState::Idle) start_connecting(now);
   else if (state_ == SessionState::Up) ev_.wake();
+  // Behind a transaction already copied, this one is copied at once.
+  copy_by_udp(now);
+}
+
+bool SessionLink::fits_one_datagram(const wire::PushEncoder& tx) const {
+  std::size_t max = limits_.udp_copy_max_bytes;
+  if (max == 0) return false;
+  // Every record takes its 10-byte header at least: a transaction of more
+  // records is not walked (a full sync of a large store is never small).
+  if (tx.record_count() > max / 10) return false;
+  return tx.total_size() <= max;
+}
+
+template <typename F>
+void SessionLink::in_send_order(F&& f) {
+  for (auto& i : unacked_)
+    if (!f(i)) return;
+  if (current_ && !f(*current_)) return;
+  for (auto& i : outgoing_)
+    if (!f(i)) return;
+}
+
+template <typename F>
+void SessionLink::in_send_order(F&& f) const {
+  const_cast<SessionLink*>(this)->in_send_order([&](const Item& i) { return f(i); });
+}
+
+template <typename Why>
+void SessionLink::copy(Item& i, TimePoint now, Why why) {
+  ev_.push_by_udp(i.tx.restarted());
+  ++i.copies;
+  i.copied_at = now;
+  ++udp_copies_;
+  if (ev_.logging()) ev_.log("session: transaction " + std::to_string(i.tx.tx_id()) + " " + why() + ": a copy by UDP");
+}
+
+void SessionLink::copy_for_outage(Item& i, TimePoint now) {
+  ev_.push_by_udp(i.tx.restarted());
+  // One copy: through an outage of minutes, more would go nowhere.
+  i.copies = std::max(1, limits_.udp_copies_max);
+  i.copied_at = now;
+}
+
+std::optional<TimePoint> SessionLink::again_due(const Item& i) const {
+  // On a session that is up, TCP resends what was lost every RTO (thin
+  // streams: linearly), so one copy is enough there; a connect waits for
+  // SYNs at 1 s, then 3 s.
+  if (state_ == SessionState::Up || i.copies >= limits_.udp_copies_max) return std::nullopt;
+  return i.copied_at + limits_.udp_copy_again;
+}
+
+void SessionLink::copy_by_udp(TimePoint now) {
+  bool copying = false;
+  in_send_order([&](Item& i) {
+    if (i.delivered) return true;
+    if (!i.small) return false;
+    if (i.copies > 0) {
+      copying = true;
+      if (auto t = again_due(i); t && now >= *t) copy(i, now, [] { return std::string("still not acknowledged"); });
+      return true;
+    }
+    if (copying) {
+      copy(i, now, [] { return std::string("queued behind one copied"); });
+    } else if (now - i.queued_at >= limits_.udp_copy_after) {
+      copy(i, now, [&] {
+        return "not acknowledged within " + ms(limits_.udp_copy_after) + " (" + std::string(to_string(state_)) + ")";
+      });
+      copying = true;
+    }
+    return true;
+  });
+}
+
+std::optional<TimePoint> SessionLink::copy_due() const {
+  std::optional<TimePoint> due;
+  auto take = [&](TimePoint t) {
+    if (!due || t < *due) due = t;
+  };
+  in_send_order([&](const Item& i) {
+    if (i.delivered) return true;
+    if (!i.small) return false;
+    if (i.copies == 0) {
+      // The first one not copied: those behind it are younger.
+      take(i.queued_at + limits_.udp_copy_after);
+      return false;
+    }
+    if (auto t = again_due(i)) take(*t);
+    return true;
+  });
+  return due;
 }
 
 void SessionLink::make_room() {
@@ -151,7 +243,14 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
       }
       auto it = std::find_if(unacked_.begin(), unacked_.end(),
                              [&](const Item& i) { return i.tx.tx_id() == f->ack.tx_id; });
-      if (it != unacked_.end()) unacked_.erase(it);
+      if (it != unacked_.end()) {
+        // What went before it on the stream has reached the peer too (its
+        // engine refused it, or took it from a copy we sent): it holds
+        // nothing up behind it any more, so it is not copied, nor what
+        // comes after it on its account.
+        for (auto j = unacked_.begin(); j != it; ++j) j->delivered = true;
+        unacked_.erase(it);
+      }
       return true;  // an ack of nothing we wait for is ignored
     }
     case wire::SessionType::Keepalive:
@@ -220,7 +319,8 @@ void SessionLink::reconnect_failed(TimePoint now, std::string_view why) {
     ev_.log("session: " + std::to_string(failed_reconnects_) + " reconnects failed (" +
             std::string(why) + "): " + std::to_string(outgoing_.size()) +
             " transaction(s) go by UDP as well until the session is back");
-    for (const auto& i : outgoing_) ev_.push_by_udp(i.tx.restarted());
+    for (auto& i : outgoing_)
+      if (i.copies == 0) copy_for_outage(i, now);
     std::deque<PendingRequest> reqs;
     reqs.swap(requests_);
     for (auto& r : reqs) ev_.request_by_udp(r.request);
@@ -230,15 +330,22 @@ void SessionLink::reconnect_failed(TimePoint now, std::string_view why) {
 
 void SessionLink::requeue() {
   control_.clear();
+  // From its first packet again, keeping when it was queued, how often it
+  // was sent and whether it was copied.
+  auto again = [](Item& i) {
+    Item r = i;
+    r.tx = i.tx.restarted();
+    r.written_at = {};
+    r.delivered = false;
+    return r;
+  };
   if (current_) {
-    outgoing_.push_front(Item{current_->tx.restarted(), current_->full, current_->queued_at, {},
-                              current_->sends});
+    outgoing_.push_front(again(*current_));
     current_.reset();
     ++resent_;
   }
   while (!unacked_.empty()) {
-    Item& i = unacked_.back();
-    outgoing_.push_front(Item{i.tx.restarted(), i.full, i.queued_at, {}, i.sends});
+    outgoing_.push_front(again(unacked_.back()));
     unacked_.pop_back();
     ++resent_;
   }
@@ -257,7 +364,7 @@ void SessionLink::give_up(bool legacy) {
   state_ = SessionState::Idle;
   for (auto& i : items) {
     if (legacy) ev_.push_by_legacy(std::move(i.tx));
-    else ev_.push_by_udp(std::move(i.tx));
+    else if (i.copies == 0) ev_.push_by_udp(std::move(i.tx));  // else a copy went already
   }
   for (auto& r : reqs) {
     if (legacy) ev_.request_by_legacy(r.request);
@@ -343,6 +450,7 @@ void SessionLink::prune(TimePoint now) {
 
 void SessionLink::on_timer(TimePoint now) {
   prune(now);
+  copy_by_udp(now);
   switch (state_) {
     case SessionState::Idle:
     case SessionState::Connecting:
@@ -402,22 +510,28 @@ void SessionLink::on_timer(TimePoint now) {
 }
 
 std::optional<TimePoint> SessionLink::deadline() const {
+  std::optional<TimePoint> d = copy_due();
+  auto take = [&](TimePoint t) {
+    if (!d || t < *d) d = t;
+  };
   switch (state_) {
     case SessionState::Idle:
     case SessionState::Connecting:
-      return std::nullopt;
+      break;
     case SessionState::Hello:
-      return state_since_ + limits_.hello_timeout;
+      take(state_since_ + limits_.hello_timeout);
+      break;
     case SessionState::Backoff:
-      return retry_at_;
+      take(retry_at_);
+      break;
     case SessionState::Up: {
-      TimePoint d = std::min(last_rx_ + limits_.dead_after, last_tx_ + limits_.keepalive_every);
-      if (!unacked_.empty()) d = std::min(d, unacked_.front().written_at + limits_.dead_after);
-      if (queued() == 0 && requests_.empty()) d = std::min(d, last_use_ + limits_.idle_close);
-      return d;
+      take(std::min(last_rx_ + limits_.dead_after, last_tx_ + limits_.keepalive_every));
+      if (!unacked_.empty()) take(unacked_.front().written_at + limits_.dead_after);
+      if (queued() == 0 && requests_.empty()) take(last_use_ + limits_.idle_close);
+      break;
     }
   }
-  return std::nullopt;
+  return d;
 }
 
 bool SessionLink::finished() const {

@@ -17,6 +17,8 @@
 // Up: transactions go back to back; each stays queued until the peer
 // acknowledges it, and what a broken session did not deliver is sent again
 // on the next one. A full sync supersedes everything queued before it.
+// Whatever the state, a small transaction not acknowledged within a quarter
+// second also goes by UDP (a copy; see udp_copy_after).
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -77,6 +79,20 @@ struct SessionLimits {
   // Past them, the daemon's period paces the reconnects (each keep_open
   // tries at once) for this long; then the backoff alone (up to backoff_max).
   Duration period_reconnects_for = std::chrono::seconds(120);
+  // A transaction that fits one unfragmented datagram and is still not
+  // acknowledged this long after it was queued also goes by UDP, as a copy
+  // (it stays queued for the session). What holds it is a lost SYN (Linux
+  // resends it after 1 s, then 3 s), a session still forming, or a segment
+  // lost more than once (200 ms and up each time): the copy gets there a
+  // link's delay later, so a change is late only when both are lost. Where
+  // acknowledgements come within this, no copy ever goes. 0 bytes: never.
+  Duration udp_copy_after = std::chrono::milliseconds(250);
+  std::size_t udp_copy_max_bytes = wire::kUnfragmentedPayload;
+  // A copy can be lost too: while the session is not up (a lost SYN costs
+  // 1 s, then 2 s more; a session being re-formed), another this long after
+  // it, up to udp_copies_max in all. On a session that is up, one copy.
+  Duration udp_copy_again = std::chrono::milliseconds(500);
+  int udp_copies_max = 3;
 };
 
 enum class SessionState { Idle, Connecting, Hello, Up, Backoff };
@@ -147,6 +163,9 @@ class SessionLink {
   std::size_t requests_pending() const { return requests_.size(); }
   std::uint64_t resent() const { return resent_; }
   std::uint64_t superseded() const { return superseded_; }
+  // Copies sent because an acknowledgement was late (udp_copy_after), not
+  // those that go while reconnects keep failing.
+  std::uint64_t udp_copies() const { return udp_copies_; }
 
  private:
   struct Item {
@@ -155,6 +174,10 @@ class SessionLink {
     TimePoint queued_at;     // first queued (kept across resends)
     TimePoint written_at{};  // its txend handed out, for the ack timeout
     int sends = 0;           // sessions it was started on
+    bool small = false;      // fits one unfragmented datagram
+    int copies = 0;          // copies that went by UDP
+    TimePoint copied_at{};   // the last one
+    bool delivered = false;  // a later one was acknowledged on this session
   };
   struct PendingRequest {
     wire::Request request;
@@ -176,6 +199,21 @@ class SessionLink {
   void requeue();
   void make_room();
   Duration next_backoff();
+  bool fits_one_datagram(const wire::PushEncoder& tx) const;
+  // Sends the UDP copies that are due: walking the transactions in the order
+  // the session sends them, from the first one not acknowledged within
+  // udp_copy_after (or after one already copied) on, and again
+  // udp_copy_again after a copy. It stops at one that does not fit a
+  // datagram, so that no copy overtakes what goes before it.
+  void copy_by_udp(TimePoint now);
+  template <typename Why> void copy(Item& i, TimePoint now, Why why);
+  void copy_for_outage(Item& i, TimePoint now);
+  // When the next copy of `i` (copied before) is due, if ever.
+  std::optional<TimePoint> again_due(const Item& i) const;
+  // When copy_by_udp() has something to do next, if ever.
+  std::optional<TimePoint> copy_due() const;
+  template <typename F> void in_send_order(F&& f);
+  template <typename F> void in_send_order(F&& f) const;
 
   SessionEvents& ev_;
   SessionLimits limits_;
@@ -198,7 +236,7 @@ class SessionLink {
   std::deque<Item> unacked_;          // written, awaiting the peer's ack
   std::deque<PendingRequest> requests_;
   std::deque<std::vector<std::uint8_t>> control_;  // hello, keepalive
-  std::uint64_t resent_ = 0, superseded_ = 0;
+  std::uint64_t resent_ = 0, superseded_ = 0, udp_copies_ = 0;
 };
 
 }  // namespace alfred::link

@@ -210,3 +210,49 @@ def test_sessions_survive_a_primary_restart_and_a_link_outage(make_lab, record_p
         problems.append(str(e))
     if problems:
         fail("\n".join(problems), lab, 40)
+
+
+def test_a_change_whose_session_cannot_form_goes_by_udp_copy(make_lab):
+    """A small transaction the session cannot carry yet also goes by UDP.
+
+    The primary's firewall drops every SYN to port 16962 (the handshakes of
+    a lossy link that lose their SYN, for good).  The secondary adopts it
+    and starts connecting; a record it sets then reaches the primary by a
+    UDP copy of the queued transaction while the connect is still pending
+    (it gives up after 4 s), and the primary applies it once: the give-up
+    sends nothing that was copied again."""
+    lab = make_lab(2, params=LinkParams(mtu=1280))
+    prim, sec = lab.nodes
+    _nft(prim, "table inet nosyn {",
+         "  chain in { type filter hook input priority -300;"
+         " iifname \"mesh0\" tcp dport 16962 tcp flags & (syn | ack) == syn drop; }",
+         "}")
+    start_mesh(lab, [(ours(), True, tcp_flags()), (ours(), False, tcp_flags())], period=PERIOD)
+    wait_log([sec], r"adopted primary (\S+)", timeout=3 * PERIOD)
+    value = _payload(sec, "copied")
+    sec.set(RTYPE, value)
+    t0 = time.monotonic()
+    done, _ = poll_until([prim], {sec.mac: value}, t0, 3 * PERIOD)
+    log_at_arrival = daemon_log(sec)
+    if done[prim.name] is None:
+        fail("the record never reached the primary", lab)
+    copies = re.findall(r"session: transaction (\d+) not acknowledged within 250 ms \((\w+)\): a copy by UDP",
+                        log_at_arrival)
+    if not copies:
+        fail(f"the record reached the primary in {done[prim.name]:.2f} s, but not by a copy", lab)
+    if "can't connect" in log_at_arrival:
+        fail(f"the record reached the primary ({done[prim.name]:.2f} s) only after the connect was given up",
+             lab)
+    # The connect times out; what was copied does not go by UDP once more.
+    end = time.monotonic() + 10
+    while time.monotonic() < end and "can't connect" not in daemon_log(sec):
+        time.sleep(0.2)
+    if "can't connect" not in daemon_log(sec):
+        fail("the secondary's connect to a primary that drops SYNs never timed out", lab)
+    time.sleep(1.0)
+    tx = copies[0][0]
+    applied = re.findall(rf"transaction {tx} from \S+ \S+ complete", daemon_log(prim))
+    print(f"\nrecord on the primary {done[prim.name]:.2f} s after the set, by a copy sent while "
+          f"{copies[0][1]}; transaction {tx} applied {len(applied)} time(s)")
+    if len(applied) != 1:
+        fail(f"transaction {tx} applied {len(applied)} times on the primary (once expected)", lab)

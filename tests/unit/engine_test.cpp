@@ -1091,5 +1091,67 @@ TEST_F(EngineFixture, JustCompletedOnlyForAppliedTransactions) {
   EXPECT_FALSE(engine->just_completed(mac_of(2), 1));
 }
 
+// A session's sender copies a late small transaction by UDP (same id): the
+// txend of whichever copy comes second still counts as completed, so the
+// session acknowledges it, and opens no transaction waiting for packets
+// already applied. Only for a few seconds: then a txend alone is as before.
+TEST_F(EngineFixture, TheSecondCopysTxendConfirmsWithoutOpeningATransaction) {
+  make(wire::Mode::Primary);
+  packet(2, push_packet(7, 0, {{mac_of(2), 64, 0, bytes("a")}}));  // the session's data
+  packet(2, push_packet(7, 0, {{mac_of(2), 64, 0, bytes("a")}}));  // the copy's: a duplicate
+  txend(2, 7, 1);                                                  // the copy's txend
+  EXPECT_TRUE(engine->just_completed(mac_of(2), 7));
+  EXPECT_EQ(data_of(mac_of(2), 64), "a");
+  announce(3);
+  txend(2, 7, 1, T0 + 1s);  // the session's txend, retransmitted
+  EXPECT_TRUE(engine->just_completed(mac_of(2), 7));
+  EXPECT_FALSE(engine->transactions().contains({mac_of(2), 7}));
+  txend(2, 8, 1, T0 + 1s);  // never completed: as before, it waits for its data
+  EXPECT_FALSE(engine->just_completed(mac_of(2), 8));
+  EXPECT_TRUE(engine->transactions().contains({mac_of(2), 8}));
+  txend(2, 7, 2, T0 + 1s);  // not the transaction that completed (it had 1 packet)
+  EXPECT_FALSE(engine->just_completed(mac_of(2), 7));
+  txend(2, 7, 1, T0 + RecentCompletions::kWindow + 1s);
+  EXPECT_FALSE(engine->just_completed(mac_of(2), 7));
+}
+
+// The late copy of a transaction comes after a newer one that the session
+// delivered meanwhile: it is not applied again (that would put the older
+// value back). A new transaction that reuses the id is.
+TEST_F(EngineFixture, ALateCopyDoesNotPutAnOlderValueBack) {
+  make(wire::Mode::Primary);
+  auto first = push_packet(7, 0, {{mac_of(2), 64, 0, bytes("old")}});
+  packet(2, first);
+  txend(2, 7, 1);
+  packet(2, push_packet(9, 0, {{mac_of(2), 64, 0, bytes("new")}}), T0 + 100ms);
+  txend(2, 9, 1, T0 + 100ms);
+  ASSERT_EQ(data_of(mac_of(2), 64), "new");
+  fx.events.clear();
+  packet(2, first, T0 + 300ms);  // the copy of 7
+  EXPECT_FALSE(engine->transactions().contains({mac_of(2), 7}));
+  txend(2, 7, 1, T0 + 300ms);
+  EXPECT_TRUE(engine->just_completed(mac_of(2), 7));  // confirmed, not applied
+  EXPECT_EQ(data_of(mac_of(2), 64), "new");
+  EXPECT_TRUE(fx.events.empty());
+  packet(2, push_packet(7, 0, {{mac_of(2), 64, 0, bytes("newer")}}), T0 + 400ms);
+  txend(2, 7, 1, T0 + 400ms);
+  EXPECT_EQ(data_of(mac_of(2), 64), "newer");
+}
+
+TEST(RecentCompletions, HoldsAFixedNumberOfEntriesForAFewSeconds) {
+  RecentCompletions r;
+  TimePoint t{};
+  for (std::size_t i = 0; i < 3 * RecentCompletions::kCapacity; ++i)
+    r.add({mac_of(static_cast<int>(i % 200)), static_cast<std::uint16_t>(i)}, {t, 1, 0});
+  EXPECT_EQ(r.size(), RecentCompletions::kCapacity);
+  EXPECT_FALSE(r.find({mac_of(0), 0}, t));  // the oldest went first
+  std::size_t last = 3 * RecentCompletions::kCapacity - 1;
+  EXPECT_TRUE(r.find({mac_of(static_cast<int>(last % 200)), static_cast<std::uint16_t>(last)}, t));
+  r.add({mac_of(1), 1}, {t + 2s, 1, 0});
+  r.forget(t + RecentCompletions::kWindow);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_TRUE(r.find({mac_of(1), 1}, t + RecentCompletions::kWindow));
+}
+
 }  // namespace
 }  // namespace alfred

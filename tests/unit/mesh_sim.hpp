@@ -82,6 +82,7 @@ struct NodeOptions {
   bool tcp = true;                 // the daemon's -t (ours only)
   std::string bat_iface = "none";  // else TQ comes from the node's FakeTq
   std::optional<Duration> prompt;  // EngineConfig::prompt_sync_delay, if not the daemon's
+  bool udp_copies = true;          // SessionLimits::udp_copy_max_bytes as the daemon's, else 0
 };
 
 struct SimConfig {
@@ -164,6 +165,8 @@ class SimNode final : public Effects {
 
   // The session to a peer, if there is one (introspection for tests).
   const link::SessionLink* session(const PeerAddress& to) const;
+  // UDP copies sent by the session links this node holds now.
+  std::uint64_t udp_copies() const;
   std::size_t connections() const { return conns_.size(); }
   bool udp_only(const PeerAddress& peer) const;
   bool legacy(const PeerAddress& peer) const;
@@ -717,6 +720,7 @@ inline void SimNode::Peer::wake() {
 
 inline SimNode::SimNode(Sim& sim, int id, NodeOptions options)
     : sim_(sim), id_(id), opts_(std::move(options)), limits_(daemon_tcp_limits(sim.period())) {
+  if (!opts_.udp_copies) limits_.session.udp_copy_max_bytes = 0;
   if (opts_.software != Software::Ours) opts_.tcp = false;
   sweep_phase_ = std::chrono::duration_cast<Duration>(250ms * std::uniform_real_distribution<>(0, 1)(sim_.rng()));
 }
@@ -856,6 +860,12 @@ inline void SimNode::keep_session(const Route& to) {
     if (!running_) return;  // TcpTransport::session_keep: only on an interface we listen on
     session_for(to).link.keep_open(now());
   }
+}
+
+inline std::uint64_t SimNode::udp_copies() const {
+  std::uint64_t n = 0;
+  for (const auto& [addr, p] : peers_) n += p->link.udp_copies();
+  return n;
 }
 
 inline const link::SessionLink* SimNode::session(const PeerAddress& to) const {

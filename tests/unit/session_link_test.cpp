@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -153,7 +154,9 @@ TEST_F(SessionLinkTest, UnacknowledgedTransactionsAreResentOnTheNextSession) {
   for (const auto& p : again)
     if (p[0] == 0 && p[4] == 0 && p[5] == 3) ++pushes3;
   EXPECT_GT(pushes3, 1u);
-  EXPECT_TRUE(ev.udp.empty());
+  // 2 fits a datagram: a copy by UDP 250 ms after it was queued, while the
+  // link waited to reconnect. 3 does not: it waits for the session.
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{2});
   EXPECT_TRUE(ev.legacy.empty());
 }
 
@@ -217,7 +220,7 @@ TEST_F(SessionLinkTest, AnUnknownPeerThatRefusesGetsEverythingByUdp) {
 }
 
 TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff) {
-  link->send(tx(1), false, now);
+  link->send(tx(1, 20), false, now);  // larger than a datagram: no UDP copy
   bring_up();
   drain();
   link->closed(CloseCause::Closed, "peer restarted", now);
@@ -253,7 +256,8 @@ TEST_F(SessionLinkTest, APeerThatHadASessionIsRetriedWithGrowingJitteredBackoff)
 // daemon's period paces the reconnects once the backoff has grown long, and
 // the session that comes back carries what is queued.
 TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) {
-  link->send(tx(1), false, now);
+  // Transactions larger than a datagram (no copies of their own before).
+  link->send(tx(1, 20), false, now);
   bring_up();
   drain();
   link->closed(CloseCause::Failed, "link down? nothing acknowledged", now);
@@ -267,7 +271,7 @@ TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) 
   EXPECT_EQ(link->queued(), 1u);
   EXPECT_FALSE(link->finished());
   // What comes meanwhile: a copy at once, and queued.
-  link->send(tx(2), false, now);
+  link->send(tx(2, 20), false, now);
   EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
   EXPECT_EQ(link->queued(), 2u);
   wire::Request r;
@@ -293,7 +297,7 @@ TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) 
   feed(answer_hello());
   ASSERT_EQ(link->state(), SessionState::Up);
   EXPECT_EQ(txends(drain()), (std::vector<std::uint16_t>{1, 2}));
-  link->send(tx(3), false, now);
+  link->send(tx(3, 20), false, now);
   EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
   link->request(r, now);
   EXPECT_EQ(link->requests_pending(), 1u);
@@ -303,7 +307,7 @@ TEST_F(SessionLinkTest, AnOutageSendsCopiesByUdpAndTheSessionComesBackWithThem) 
 // an attacker answered once): reconnects at every period only for
 // period_reconnects_for, then at the backoff alone.
 TEST_F(SessionLinkTest, ADeadPeerIsReconnectedAtThePeriodOnlyForAWhile) {
-  link->send(tx(1), false, now);
+  link->send(tx(1, 20), false, now);  // no UDP copy before the reconnects fail
   bring_up();
   drain();
   link->closed(CloseCause::Failed, "link down?", now);
@@ -339,6 +343,176 @@ TEST_F(SessionLinkTest, ADeadPeerIsReconnectedAtThePeriodOnlyForAWhile) {
   // Ten minutes: a dozen at the period, then one per backoff_max (30 s).
   EXPECT_LE(attempts, 12 + 20 + 4);
   EXPECT_FALSE(link->finished());  // still the peer's link: kept in use
+}
+
+// UDP copies. A transaction that fits one datagram and is not acknowledged
+// within udp_copy_after goes by UDP as well (here: its connect's SYN was
+// lost), then again every udp_copy_again while still not acknowledged, at
+// most udp_copies_max times; it stays queued for the session.
+TEST_F(SessionLinkTest, ASmallTransactionNotAcknowledgedInAQuarterSecondIsCopiedByUdp) {
+  link->send(tx(1), false, now);
+  ASSERT_EQ(link->state(), SessionState::Connecting);
+  EXPECT_EQ(link->deadline(), t0 + limits.udp_copy_after);
+  now = t0 + limits.udp_copy_after - 10ms;
+  link->on_timer(now);
+  EXPECT_TRUE(ev.udp.empty());
+  now = t0 + limits.udp_copy_after;
+  link->on_timer(now);
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+  EXPECT_EQ(link->deadline(), now + limits.udp_copy_again);
+  for (int k = 0; k < 500; ++k) {  // 5 s of a connect that does not finish
+    now += 10ms;
+    link->on_timer(now);
+  }
+  EXPECT_EQ(ev.udp.size(), static_cast<std::size_t>(limits.udp_copies_max));
+  EXPECT_EQ(link->udp_copies(), static_cast<std::uint64_t>(limits.udp_copies_max));
+  EXPECT_EQ(link->deadline(), std::nullopt);  // nothing more to do until the connect ends
+  EXPECT_EQ(link->queued(), 1u);
+  bring_up();
+  EXPECT_EQ(txends(drain()), std::vector<std::uint16_t>{1});
+  feed(wire::encode(wire::SessionAck{1, 1}));
+  EXPECT_EQ(link->queued(), 0u);
+  EXPECT_TRUE(std::any_of(ev.lines.begin(), ev.lines.end(), [](const std::string& l) {
+    return l.find("not acknowledged within 250 ms (connecting): a copy by UDP") != std::string::npos;
+  }));
+}
+
+TEST_F(SessionLinkTest, WhatIsAcknowledgedInTimeGetsNoCopy) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  now += limits.udp_copy_after - 1ms;
+  feed(wire::encode(wire::SessionAck{1, 1}));
+  for (int k = 0; k < 100; ++k) {
+    now += 10ms;
+    link->on_timer(now);
+  }
+  EXPECT_TRUE(ev.udp.empty());
+  EXPECT_EQ(link->udp_copies(), 0u);
+}
+
+// No copy overtakes a transaction before it that cannot be copied (the
+// peer would take an older value last); behind one copied, the rest are
+// copied at once (they wait behind it on the stream).
+TEST_F(SessionLinkTest, CopiesKeepTheOrderOfTheSession) {
+  link->send(tx(1, 20), false, now);  // larger than a datagram
+  link->send(tx(2), false, now);
+  bring_up();
+  EXPECT_EQ(txends(drain()), (std::vector<std::uint16_t>{1, 2}));
+  now += 1s;
+  link->on_timer(now);
+  EXPECT_TRUE(ev.udp.empty());
+  feed(wire::encode(wire::SessionAck{1, 1}));
+  link->on_timer(now);
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{2});
+  link->send(tx(3), false, now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{2, 3}));
+  // Both acknowledged: what comes next goes on the session alone.
+  feed(wire::encode(wire::SessionAck{2, 1}));
+  drain();
+  feed(wire::encode(wire::SessionAck{3, 1}));
+  link->send(tx(4), false, now);
+  now += limits.udp_copy_after / 2;
+  link->on_timer(now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{2, 3}));
+}
+
+// Given up on (the peer refuses sessions), what was copied is not sent by
+// UDP once more; what was not, is. Copies are kept across a requeue.
+TEST_F(SessionLinkTest, ACopiedTransactionIsNotSentAgainByUdpWhenTheLinkGivesUp) {
+  link->send(tx(1), false, now);
+  now += limits.udp_copy_after;
+  link->on_timer(now);
+  ASSERT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+  link->send(tx(2, 20), false, now);
+  link->closed(CloseCause::Refused, "connection refused", now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
+  EXPECT_TRUE(link->finished());
+}
+
+// On a session that is up TCP resends what was lost itself: one copy. While
+// the session is re-formed, more (up to udp_copies_max over the
+// transaction's life, counted across sessions).
+TEST_F(SessionLinkTest, OneCopyWhileUpMoreWhileTheSessionIsReformed) {
+  link->send(tx(1), false, now);
+  bring_up();
+  drain();
+  for (int k = 0; k < 300; ++k) {  // 3 s unacknowledged
+    now += 10ms;
+    link->on_timer(now);
+  }
+  EXPECT_EQ(ev.udp, std::vector<std::uint16_t>{1});
+  link->closed(CloseCause::Closed, "reset by peer", now);
+  wait_out_backoff();  // the second copy at once: the first is long past
+  EXPECT_EQ(ev.udp.size(), 2u);
+  for (int k = 0; k < 100; ++k) {  // a second of a connect that does not finish
+    now += 10ms;
+    link->on_timer(now);
+  }
+  ASSERT_EQ(link->state(), SessionState::Connecting);
+  EXPECT_EQ(ev.udp.size(), static_cast<std::size_t>(limits.udp_copies_max));
+  bring_up();
+  EXPECT_EQ(txends(drain()), std::vector<std::uint16_t>{1});
+  for (int k = 0; k < 300; ++k) {
+    now += 10ms;
+    link->on_timer(now);
+  }
+  EXPECT_EQ(ev.udp.size(), static_cast<std::size_t>(limits.udp_copies_max));
+}
+
+// A later transaction acknowledged: the one before it reached the peer too
+// (its engine refused it), so it is not copied, and holds nothing up.
+TEST_F(SessionLinkTest, ALaterAcknowledgementEndsTheCopiesOfWhatWentBefore) {
+  link->send(tx(1), false, now);
+  link->send(tx(2), false, now);
+  bring_up();
+  EXPECT_EQ(txends(drain()), (std::vector<std::uint16_t>{1, 2}));
+  now += 100ms;
+  feed(wire::encode(wire::SessionAck{2, 1}));
+  for (int k = 0; k < 100; ++k) {
+    now += 10ms;
+    link->on_timer(now);
+  }
+  EXPECT_TRUE(ev.udp.empty());
+  link->send(tx(3), false, now);
+  EXPECT_TRUE(ev.udp.empty());
+  EXPECT_EQ(link->awaiting_ack(), 1u);  // 1: dropped after dead_after, as before
+}
+
+// Through an outage (reconnects keep failing) a transaction gets one copy,
+// small or not: more would go nowhere.
+TEST_F(SessionLinkTest, AnOutageCopiesASmallTransactionOnce) {
+  link->send(tx(1, 20), false, now);
+  bring_up();
+  drain();
+  link->closed(CloseCause::Failed, "link down?", now);
+  while (ev.udp.empty()) {
+    wait_out_backoff();
+    ASSERT_EQ(link->state(), SessionState::Connecting);
+    link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+  }
+  link->send(tx(2), false, now);
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
+  for (int k = 0; k < 500; ++k) {
+    now += 10ms;
+    link->on_timer(now);
+    if (link->state() == SessionState::Connecting)
+      link->closed(CloseCause::TimedOut, "no answer within the connect timeout", now);
+  }
+  EXPECT_EQ(ev.udp, (std::vector<std::uint16_t>{1, 2}));
+  EXPECT_EQ(link->queued(), 2u);
+}
+
+TEST_F(SessionLinkTest, NoCopiesWhenTheyAreOff) {
+  limits.udp_copy_max_bytes = 0;
+  link = std::make_unique<SessionLink>(ev, limits, 42);
+  link->send(tx(1), false, now);
+  for (int k = 0; k < 300; ++k) {
+    now += 10ms;
+    link->on_timer(now);
+  }
+  EXPECT_TRUE(ev.udp.empty());
+  EXPECT_EQ(link->deadline(), std::nullopt);
 }
 
 // A peer that restarted hears our hello again at once (and, from a primary,
