@@ -310,6 +310,19 @@ def test_client_parity(parity_node, mode, daemon_kind, client_kind):
     got = run_scenario(parity_node, pick[daemon_kind], pick[client_kind], mode)
     problems = compare(ref, got)
     if problems:
+        # Debian's own transcript is not always the same under load (CI's
+        # ASan run, 2026-12-02: Debian's daemon and client once lost the
+        # over-long set of type 73 that every candidate, Debian's daemon
+        # among them, stored). A difference of ours repeats: a comparison
+        # that differs is taken once more, against a fresh reference.
+        first = problems
+        _reference[mode] = ref = run_scenario(parity_node, debian(), debian(), mode)
+        got = run_scenario(parity_node, pick[daemon_kind], pick[client_kind], mode)
+        problems = compare(ref, got)
+        if not problems:
+            print(f"\nfirst comparison differed in {len(first)} step(s), the second matched:\n"
+                  + "\n".join(p.splitlines()[0] for p in first))
+    if problems:
         pytest.fail(f"{len(problems)} step(s) differ from Debian's alfred "
                     f"(daemon={pick[daemon_kind]}, client={pick[client_kind]}, mode={mode}):\n\n"
                     + "\n\n".join(problems) + "\n\n--- daemon log ---\n" + parity_node.logs(60),
