@@ -7,11 +7,17 @@
 //   4 closed(cause)                   5 time passes (u16 ms)
 //   6 drain what the link writes      7 responder frame (u8 length + bytes)
 //   8 responder: transaction completed  9 responder drain / timer
+//  10 the peer answers our hello, offering delta sync
+//  11 the peer wants some of the records of the last full sync
+//  12 the responder's engine wants what the last refresh named
 // Checked: the link's queue never exceeds its limits, whatever the peer says
 // or how often sessions break; every transaction handed to it is written,
 // acknowledged, superseded, dropped with a log line, or handed to UDP or the
 // 2016 path, never lost silently while it is still queued; the responder's
-// queue stays bounded; nothing crashes or leaks (ASan, UBSan, leaks).
+// queue stays bounded, with one want at most; delta sync's baseline never
+// holds more than the largest full sync; nothing crashes or leaks (ASan,
+// UBSan, leaks).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -67,13 +73,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   TimePoint now = TimePoint{} + std::chrono::hours(1);
   bool responder_first = true;
   std::vector<std::uint8_t> out;
+  std::vector<wire::RefreshEntry> refreshed;
+  std::size_t last_full = 0, largest_full = 0;
   int steps = 0;
   while (in.left() > 0 && ++steps < 4000) {
-    switch (in.u8() % 10) {
+    switch (in.u8() % 13) {
       case 0: {
         std::uint16_t id = in.u16();
         std::size_t n = in.u8() % 40;
-        link.send(make_tx(id, n), in.u8() & 1, now);
+        bool full = in.u8() & 1;
+        if (full) largest_full = std::max(largest_full, last_full = n);
+        link.send(make_tx(id, n), full, now);
         break;
       }
       case 1: {
@@ -118,6 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::string error;
         if (b.size() >= wire::kTlvSize && wire::is_session_type(b[0])) {
           if (!responder.on_frame(b, responder_first, now, error)) FUZZ_CHECK(!error.empty());
+          else refreshed = responder.take_refresh();
         }
         responder_first = false;
         break;
@@ -126,11 +137,38 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         responder.completed(in.u16(), in.u16());
         break;
       case 9:
-        while (responder.next_frame(out, now)) FUZZ_CHECK(out.size() <= wire::kMaxSessionFrame);
+        while (responder.next_frame(out, now)) FUZZ_CHECK(out.size() <= wire::session_frame_limit(out[0]));
         now += std::chrono::milliseconds(in.u8() * 200);
         responder.on_timer(now);
         break;
+      case 10: {
+        wire::SessionHello h;
+        h.answer = true;
+        h.delta = true;
+        std::string error;
+        if (!link.on_packet(wire::encode(h), now, error)) link.closed(link::CloseCause::Failed, error, now);
+        break;
+      }
+      case 11: {
+        std::vector<wire::RecordKey> keys;
+        std::size_t n = in.u8() % 50;
+        for (std::size_t i = 0; i < n; ++i)
+          keys.push_back({64, Mac{0x02, 0, 0, 0, 0, static_cast<std::uint8_t>(in.u8() % (last_full + 2))}});
+        std::string error;
+        if (!link.on_packet(wire::encode_want(keys), now, error)) {
+          FUZZ_CHECK(!error.empty());
+          link.closed(link::CloseCause::Failed, "bad session: " + error, now);
+        }
+        break;
+      }
+      case 12: {
+        std::vector<wire::RecordKey> keys;
+        for (const auto& e : refreshed) keys.push_back(e.key);
+        responder.wanted(keys);
+        break;
+      }
     }
+    FUZZ_CHECK(link.baseline_size() <= largest_full);
     FUZZ_CHECK(link.queued() <= limits.max_queued);
     FUZZ_CHECK(link.requests_pending() <= limits.max_requests);
     FUZZ_CHECK(link.awaiting_ack() <= link.queued());

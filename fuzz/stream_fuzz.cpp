@@ -12,6 +12,7 @@
 // false it keeps returning false and hands out nothing. The same bytes fed in
 // one go and a straightforward reference parser give the same packets and
 // fail (or not) at the same point.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -42,12 +43,24 @@ void check_packet(std::span<const std::uint8_t> p) {
   FUZZ_CHECK(p.size() == wire::kTlvSize + h.length);
   FUZZ_CHECK(h.version == wire::kVersion);
   if (wire::is_session_type(h.type)) {
-    FUZZ_CHECK(p.size() <= wire::kMaxSessionFrame);
+    FUZZ_CHECK(p.size() <= wire::session_frame_limit(h.type));
     std::string error;
     auto f = wire::decode_session(p, error);
     FUZZ_CHECK(f || !error.empty());
     if (f && f->type == wire::SessionType::Ack)
       FUZZ_CHECK(wire::decode_session(wire::encode(f->ack), error)->ack.tx_id == f->ack.tx_id);
+    // A record list decodes to as many entries as its body holds, and
+    // encodes back to the same bytes.
+    if (f && f->type == wire::SessionType::Refresh) {
+      FUZZ_CHECK(f->refresh.size() * wire::kRefreshEntrySize == h.length);
+      auto again = wire::encode_refresh(f->refresh);
+      FUZZ_CHECK(std::equal(again.begin(), again.end(), p.begin(), p.end()));
+    }
+    if (f && f->type == wire::SessionType::Want) {
+      FUZZ_CHECK(f->want.size() * wire::kWantEntrySize == h.length);
+      auto again = wire::encode_want(f->want);
+      FUZZ_CHECK(std::equal(again.begin(), again.end(), p.begin(), p.end()));
+    }
     return;
   }
   FUZZ_CHECK(h.type <= wire::kMaxType);
@@ -63,7 +76,7 @@ Outcome reference(std::span<const std::uint8_t> s) {
     std::size_t len = static_cast<std::size_t>(s[pos + 2]) << 8 | s[pos + 3];
     bool session = wire::is_session_type(type);
     if (version != wire::kVersion || (type > wire::kMaxType && !session) ||
-        len > wire::kMaxTlvLength || (session && wire::kTlvSize + len > wire::kMaxSessionFrame)) {
+        len > wire::kMaxTlvLength || (session && wire::kTlvSize + len > wire::session_frame_limit(type))) {
       o.failed = true;
       return o;
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from . import footprint
+from . import footprint, steady
 from .common import fmt, fmt_ratio, median, percentile_inf, ratio, table
 
 
@@ -591,6 +591,8 @@ def full_text(res: dict) -> str:
         parts.append(attack_text(secs["attack"], d.get("attack")))
     if "footprint" in secs:
         parts.append(footprint.text(secs["footprint"], _dist(d.get("footprint"))))
+    if "steady" in secs:
+        parts.append(steady.text(secs["steady"], _dist(d.get("steady"))))
     if "micro" in secs:
         parts.append(micro_text(secs["micro"]))
     if res.get("section_wall_s"):
@@ -675,6 +677,11 @@ def csv_text(res: dict) -> str:
     if "footprint" in secs and "binary" in secs["footprint"]:
         for row in footprint.csv_rows(secs["footprint"]):
             w.writerow(["footprint", *row])
+    if "steady" in secs:
+        for x in secs["steady"].get("runs", []):
+            for k in ("bytes_per_s", "primary_cpu_ms_per_s", "settled_s", "still_held", "error"):
+                if k in x:
+                    w.writerow(["steady", "33:10", x["variant"], k, x[k]])
     if "micro" in secs and "benchmarks" in secs["micro"]:
         for b in secs["micro"]["benchmarks"]:
             for k in ("real_ns", "cpu_ns", "bytes_per_second"):

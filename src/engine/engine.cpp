@@ -370,6 +370,38 @@ void Engine::apply(const Mac& sender, const std::vector<std::uint8_t>& packet, T
     });
 }
 
+RefreshOutcome Engine::on_refresh(const Route& from,
+                                          std::span<const wire::RefreshEntry> entries,
+                                          TimePoint now) {
+  RefreshOutcome out;
+  if (mode_ != wire::Mode::Primary) return out;
+  std::size_t refused = 0;
+  for (const auto& e : entries) {
+    switch (store_.refresh(e.key.type, e.key.source, e.digest, from.mac, now)) {
+      case Store::Refresh::Kept:
+        ++refreshed_;
+        ++out.kept;
+        break;
+      case Store::Refresh::Missing:
+      case Store::Refresh::Differs:
+        out.want.push_back(e.key);
+        break;
+      case Store::Refresh::Refused:
+        ++refused;
+        break;
+      case Store::Refresh::Local:
+        break;
+    }
+  }
+  if (refused)
+    log_limited("store-full", now, [&] {
+      return "store full (" + std::to_string(store_.size()) + " records, " +
+             std::to_string(store_.memory()) + " bytes): refused to refresh " +
+             std::to_string(refused) + " records from " + to_string(from.mac);
+    });
+  return out;
+}
+
 void Engine::note_changed(std::uint8_t type) {
   if (update_command_) changed_types_.set(type);
 }

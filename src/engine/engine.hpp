@@ -14,10 +14,12 @@
 #include "engine/effects.hpp"
 #include "engine/log_limiter.hpp"
 #include "engine/recent_completions.hpp"
+#include "engine/refresh_outcome.hpp"
 #include "engine/request_budget.hpp"
 #include "engine/transactions.hpp"
 #include "store/store.hpp"
 #include "wire/packet.hpp"
+#include "wire/session_frames.hpp"
 
 namespace alfred {
 
@@ -78,6 +80,15 @@ class Engine {
   // --- network input: a datagram or a packet cut from a stream. `from.mac`
   // has been resolved by the transport (EUI-64 or neighbour table).
   void on_packet(const Route& from, std::span<const std::uint8_t> bytes, TimePoint now);
+
+  // --- a delta-sync refresh that came on an inbound session from
+  // `from.mac` (wire/session_frames.hpp): the records we hold as it does are
+  // kept alive as if it had sent them again. Returns the keys it should send
+  // after all (we hold none or another version), in the order it named them.
+  // Only a primary takes refreshes (only primaries are sent data).
+  RefreshOutcome on_refresh(const Route& from, std::span<const wire::RefreshEntry> entries,
+                            TimePoint now);
+  std::uint64_t refreshed_records() const { return refreshed_; }
 
   // --- unix-socket operations; false means "refused" (the client is closed).
   bool ipc_set_data(const wire::PushData& push, TimePoint now);
@@ -197,6 +208,7 @@ class Engine {
   Duration first_hand_hold_;
   std::set<std::pair<std::uint8_t, Mac>> prompt_keys_;  // changed since the last sync
   std::optional<TimePoint> prompt_at_;
+  std::uint64_t refreshed_ = 0;
 };
 
 }  // namespace alfred

@@ -29,16 +29,27 @@ SessionLink::SessionLink(SessionEvents& events, SessionLimits limits, std::uint3
 void SessionLink::send(wire::PushEncoder tx, bool full, TimePoint now) {
   last_use_ = now;
   if (full && (!outgoing_.empty() || !unacked_.empty())) {
-    // A full sync carries everything the older transactions did.
+    // A full sync carries everything the older transactions did. As a
+    // delta too: what they carried is not in the baseline until it is
+    // acknowledged, so the delta carries it again.
     std::size_t n = outgoing_.size() + unacked_.size();
     superseded_ += n;
     outgoing_.clear();
     unacked_.clear();
     ev_.log("session: full sync supersedes " + std::to_string(n) + " queued transaction(s)");
   }
+  if (full && delta_peer_ && baseline_ok_ && state_ == SessionState::Up) {
+    send_delta(std::move(tx), now);
+    return;
+  }
+  Item item{std::move(tx), full, now, {}, 0};
+  item.part = !full;
+  enqueue(std::move(item), now);
+}
+
+void SessionLink::enqueue(Item item, TimePoint now) {
   // Reconnects keep failing: a copy goes by UDP at once, and the
   // transaction stays queued for the session that comes back.
-  Item item{std::move(tx), full, now, {}, 0};
   item.small = fits_one_datagram(item.tx);
   if (degraded_) copy_for_outage(item, now);
   outgoing_.push_back(std::move(item));
@@ -47,6 +58,161 @@ void SessionLink::send(wire::PushEncoder tx, bool full, TimePoint now) {
   else if (state_ == SessionState::Up) ev_.wake();
   // Behind a transaction already copied, this one is copied at once.
   copy_by_udp(now);
+}
+
+namespace {
+bool by_key(const wire::RecordKey& a, const wire::RecordKey& b) { return a < b; }
+wire::RecordKey key_of(const Record& r) { return wire::RecordKey{r.type, r.source}; }
+}  // namespace
+
+void SessionLink::send_delta(wire::PushEncoder tx, TimePoint now) {
+  const auto snap = tx.records();
+  Snapshot changed;
+  std::vector<wire::RefreshEntry> same;
+  std::vector<Held> next;
+  next.reserve(std::min(snap->size(), baseline_.size()));
+  auto b = baseline_.begin();
+  bool ordered = true;
+  for (std::size_t i = 0; i < snap->size(); ++i) {
+    const Record& r = *(*snap)[i];
+    wire::RecordKey key = key_of(r);
+    if (i > 0 && !by_key(key_of(*(*snap)[i - 1]), key)) {
+      ordered = false;
+      break;
+    }
+    std::uint64_t d = digest_of(r);
+    while (b != baseline_.end() && by_key(b->key, key)) ++b;
+    if (b != baseline_.end() && b->key == key && b->digest == d) {
+      same.push_back({key, d});
+      next.push_back({key, d});
+    } else {
+      changed.push_back((*snap)[i]);
+    }
+  }
+  if (!ordered) {
+    // Not a store's snapshot (those are ordered by type, then source): it
+    // goes whole, and sets the baseline again when acknowledged.
+    reset_baseline();
+    Item item{std::move(tx), true, now, {}, 0};
+    enqueue(std::move(item), now);
+    return;
+  }
+  // What the peer holds from us, as far as we know, is now what it had and
+  // we still send; the changed records join when acknowledged. Those we no
+  // longer send are left to expire there, as with a full sync.
+  baseline_ = std::move(next);
+  last_full_ = snap;
+  ++delta_stats_.syncs;
+  delta_stats_.changed += changed.size();
+  delta_stats_.refreshed += same.size();
+  if (ev_.logging())
+    ev_.log("delta sync: " + std::to_string(changed.size()) + " changed record(s) (transaction " +
+            std::to_string(tx.tx_id()) + "), " + std::to_string(same.size()) + " refreshed");
+  // Refreshes of an older delta still waiting to be written (a peer that
+  // does not read) are replaced by these, so they never pile up.
+  std::erase_if(control_, [](const std::vector<std::uint8_t>& f) {
+    return !f.empty() && f[0] == static_cast<std::uint8_t>(wire::SessionType::Refresh);
+  });
+  wants_allowed_ = 0;
+  for (std::size_t i = 0; i < same.size(); i += wire::kMaxRefreshEntries) {
+    auto chunk = std::span<const wire::RefreshEntry>(same).subspan(
+        i, std::min(wire::kMaxRefreshEntries, same.size() - i));
+    auto f = wire::encode_refresh(chunk);
+    delta_stats_.refresh_bytes += f.size();
+    control_.push_back(std::move(f));
+    ++wants_allowed_;
+  }
+  if (!changed.empty()) {
+    Item item{wire::PushEncoder(std::move(changed), tx.tx_id(), false), true, now, {}, 0};
+    item.part = true;
+    enqueue(std::move(item), now);
+  } else if (!same.empty()) {
+    ev_.wake();
+  }
+}
+
+bool SessionLink::on_want(const std::vector<wire::RecordKey>& keys, TimePoint now,
+                          std::string& error) {
+  if (!delta_peer_ || wants_allowed_ <= 0 || !last_full_) {
+    error = "a want that answers no refresh";
+    return false;
+  }
+  --wants_allowed_;
+  std::vector<wire::RecordKey> sorted = keys;
+  std::sort(sorted.begin(), sorted.end(), by_key);
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  // The peer does not hold these as we do: they leave the baseline, and go
+  // again from the last full sync (a key not in it is ignored).
+  Snapshot again;
+  const Snapshot& full = *last_full_;
+  for (const auto& k : sorted) {
+    auto it = std::lower_bound(full.begin(), full.end(), k,
+                               [](const RecordPtr& r, const wire::RecordKey& key) { return by_key(key_of(*r), key); });
+    if (it != full.end() && key_of(**it) == k) again.push_back(*it);
+  }
+  std::erase_if(baseline_, [&](const Held& h) {
+    return std::binary_search(sorted.begin(), sorted.end(), h.key, by_key);
+  });
+  delta_stats_.wanted += again.size();
+  if (ev_.logging())
+    ev_.log("delta sync: the peer wants " + std::to_string(keys.size()) + " record(s), " +
+            std::to_string(again.size()) + " of them ours to send");
+  if (again.empty()) return true;
+  Item item{wire::PushEncoder(std::move(again), static_cast<std::uint16_t>(rng_()), false), false, now,
+            {}, 0};
+  item.part = true;
+  enqueue(std::move(item), now);
+  return true;
+}
+
+void SessionLink::acknowledged(const Item& i) {
+  if (!delta_peer_) return;
+  const Snapshot& recs = *i.tx.records();
+  std::vector<Held> held;
+  held.reserve(recs.size());
+  for (const auto& r : recs) held.push_back({key_of(*r), digest_of(*r)});
+  auto less = [](const Held& a, const Held& b) { return by_key(a.key, b.key); };
+  if (!i.part) {
+    // A full sync, whole: the peer holds exactly this from us now.
+    if (!std::is_sorted(held.begin(), held.end(), less) ||
+        std::adjacent_find(held.begin(), held.end(), [](const Held& a, const Held& b) {
+          return a.key == b.key;
+        }) != held.end()) {
+      reset_baseline();
+      return;
+    }
+    baseline_ = std::move(held);
+    baseline_ok_ = true;
+    last_full_ = i.tx.records();
+    return;
+  }
+  if (!baseline_ok_) return;
+  // Merged in one pass (the newer digest wins): a delta of many records
+  // costs what the baseline's size does, not that times their number.
+  std::stable_sort(held.begin(), held.end(), less);
+  std::vector<Held> merged;
+  merged.reserve(baseline_.size() + held.size());
+  auto a = baseline_.begin();
+  for (auto h = held.begin(); h != held.end(); ++h) {
+    if (std::next(h) != held.end() && std::next(h)->key == h->key) continue;  // the last one counts
+    while (a != baseline_.end() && by_key(a->key, h->key)) merged.push_back(*a++);
+    if (a != baseline_.end() && a->key == h->key) ++a;
+    merged.push_back(*h);
+  }
+  merged.insert(merged.end(), a, baseline_.end());
+  baseline_ = std::move(merged);
+}
+
+void SessionLink::reset_baseline() {
+  baseline_ok_ = false;
+  baseline_.clear();
+  last_full_.reset();
+  wants_allowed_ = 0;
+}
+
+void SessionLink::reset_delta() {
+  delta_peer_ = false;
+  reset_baseline();
 }
 
 bool SessionLink::fits_one_datagram(const wire::PushEncoder& tx) const {
@@ -192,6 +358,8 @@ void SessionLink::connected(TimePoint now, bool primary) {
   control_.clear();
   wire::SessionHello hello;
   hello.primary = primary;
+  hello.delta = limits_.delta;
+  reset_delta();
   hello.keepalive_seconds = static_cast<std::uint16_t>(
       std::chrono::duration_cast<std::chrono::seconds>(limits_.keepalive_every).count());
   control_.push_back(wire::encode(hello));
@@ -226,6 +394,7 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
       state_ = SessionState::Up;
       state_since_ = now;
       spoke_sessions_ = true;
+      delta_peer_ = limits_.delta && f->hello.delta;
       reform_ = false;
       failed_reconnects_ = 0;
       if (degraded_) ev_.log("session back after reconnects failed: UDP copies end");
@@ -249,17 +418,29 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
         // nothing up behind it any more, so it is not copied, nor what
         // comes after it on its account.
         for (auto j = unacked_.begin(); j != it; ++j) j->delivered = true;
+        acknowledged(*it);
         unacked_.erase(it);
       }
       return true;  // an ack of nothing we wait for is ignored
     }
     case wire::SessionType::Keepalive:
       return true;
+    case wire::SessionType::Refresh:
+      error = "a refresh from the acceptor";
+      return false;
+    case wire::SessionType::Want:
+      if (state_ != SessionState::Up) {
+        error = "a want before the session was up";
+        return false;
+      }
+      return on_want(f->want, now, error);
   }
   return true;
 }
 
 void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) {
+  // What the peer holds is known again only from a new full sync.
+  reset_delta();
   switch (state_) {
     case SessionState::Idle:
     case SessionState::Backoff:

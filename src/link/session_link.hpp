@@ -30,9 +30,11 @@
 #include <vector>
 
 #include "engine/route.hpp"
+#include "store/record_digest.hpp"
 #include "store/record.hpp"
 #include "wire/packet.hpp"
 #include "wire/push_encoder.hpp"
+#include "wire/session_frames.hpp"
 
 namespace alfred::link {
 
@@ -93,6 +95,12 @@ struct SessionLimits {
   // it, up to udp_copies_max in all. On a session that is up, one copy.
   Duration udp_copy_again = std::chrono::milliseconds(500);
   int udp_copies_max = 3;
+  // Delta sync, offered in our hello and used where the peer's answer
+  // offers it too: once the peer has acknowledged a full sync on this
+  // session, a full sync sends only the records that changed since what it
+  // acknowledged, and names the others in a refresh, which keeps them alive
+  // there as a resend would. Off: every full sync is sent whole, as upstream.
+  bool delta = true;
 };
 
 enum class SessionState { Idle, Connecting, Hello, Up, Backoff };
@@ -166,6 +174,18 @@ class SessionLink {
   // Copies sent because an acknowledgement was late (udp_copy_after), not
   // those that go while reconnects keep failing.
   std::uint64_t udp_copies() const { return udp_copies_; }
+  // Delta sync: whether it is in use on the session now, and what it did.
+  bool delta() const { return delta_peer_; }
+  bool has_baseline() const { return baseline_ok_; }
+  std::size_t baseline_size() const { return baseline_.size(); }
+  struct DeltaStats {
+    std::uint64_t syncs = 0;        // full syncs sent as a delta
+    std::uint64_t changed = 0;      // records those sent
+    std::uint64_t refreshed = 0;    // records named in refreshes instead
+    std::uint64_t refresh_bytes = 0;
+    std::uint64_t wanted = 0;       // records sent again for a want
+  };
+  const DeltaStats& delta_stats() const { return delta_stats_; }
 
  private:
   struct Item {
@@ -178,6 +198,14 @@ class SessionLink {
     int copies = 0;          // copies that went by UDP
     TimePoint copied_at{};   // the last one
     bool delivered = false;  // a later one was acknowledged on this session
+    // Delta sync: the records it carries are only some of what the peer
+    // should hold (a prompt push, a delta, a want's answer); acknowledged,
+    // they join the baseline. A full sync sent whole replaces it.
+    bool part = false;
+  };
+  struct Held {
+    wire::RecordKey key;
+    std::uint64_t digest = 0;
   };
   struct PendingRequest {
     wire::Request request;
@@ -212,6 +240,16 @@ class SessionLink {
   std::optional<TimePoint> again_due(const Item& i) const;
   // When copy_by_udp() has something to do next, if ever.
   std::optional<TimePoint> copy_due() const;
+  // Delta sync: the acknowledged transaction's records are now the peer's.
+  void acknowledged(const Item& i);
+  // Turns a full sync into a delta against the baseline: queues the changed
+  // records (if any) and refresh frames for the rest.
+  void send_delta(wire::PushEncoder tx, TimePoint now);
+  // A want from the peer: the records it names, from the last full sync.
+  bool on_want(const std::vector<wire::RecordKey>& keys, TimePoint now, std::string& error);
+  void reset_delta();
+  void reset_baseline();
+  void enqueue(Item item, TimePoint now);
   template <typename F> void in_send_order(F&& f);
   template <typename F> void in_send_order(F&& f) const;
 
@@ -237,6 +275,13 @@ class SessionLink {
   std::deque<PendingRequest> requests_;
   std::deque<std::vector<std::uint8_t>> control_;  // hello, keepalive
   std::uint64_t resent_ = 0, superseded_ = 0, udp_copies_ = 0;
+  // Delta sync, per session (reset when one ends).
+  bool delta_peer_ = false;
+  bool baseline_ok_ = false;
+  std::vector<Held> baseline_;  // by key, as snapshots are ordered
+  std::shared_ptr<const Snapshot> last_full_;
+  int wants_allowed_ = 0;  // one want per refresh frame of the last delta
+  DeltaStats delta_stats_;
 };
 
 }  // namespace alfred::link

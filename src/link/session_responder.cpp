@@ -7,6 +7,7 @@ namespace alfred::link {
 bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_packet,
                                 TimePoint now, std::string& error) {
   last_rx_ = now;
+  refresh_.clear();
   auto f = wire::decode_session(frame, error);
   if (!f) return false;
   if (f->type == wire::SessionType::Hello) {
@@ -20,9 +21,11 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
     }
     active_ = true;
     peer_primary_ = f->hello.primary;
+    delta_ = limits_.delta && f->hello.delta;
     last_tx_ = last_used_ = now;
     wire::SessionHello answer;
     answer.answer = true;
+    answer.delta = delta_;
     answer.keepalive_seconds = static_cast<std::uint16_t>(
         std::chrono::duration_cast<std::chrono::seconds>(limits_.keepalive_every).count());
     control_.push_back(wire::encode(answer));
@@ -32,11 +35,37 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
     error = "a session frame on a stream that is not a session";
     return false;
   }
-  if (f->type == wire::SessionType::Ack) {
-    error = "an acknowledgement from the opener";
-    return false;
+  switch (f->type) {
+    case wire::SessionType::Ack:
+      error = "an acknowledgement from the opener";
+      return false;
+    case wire::SessionType::Want:
+      error = "a want from the opener";
+      return false;
+    case wire::SessionType::Refresh:
+      if (!delta_) {
+        error = "a refresh on a session without delta sync";
+        return false;
+      }
+      refresh_ = std::move(f->refresh);
+      return true;
+    default:
+      return true;  // keepalive
   }
-  return true;  // keepalive
+}
+
+void SessionResponder::wanted(std::vector<wire::RecordKey> keys) {
+  if (!active_ || keys.empty()) return;
+  for (const auto& c : control_)
+    if (!c.empty() && c[0] == static_cast<std::uint8_t>(wire::SessionType::Want)) {
+      ++dropped_wants_;
+      return;
+    }
+  if (control_.size() >= kMaxControl) {
+    ++dropped_wants_;
+    return;
+  }
+  control_.push_back(wire::encode_want(keys));
 }
 
 void SessionResponder::completed(std::uint16_t tx_id, std::uint16_t packets) {

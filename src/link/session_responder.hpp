@@ -13,6 +13,7 @@
 
 #include "engine/route.hpp"
 #include "link/session_link.hpp"
+#include "wire/session_frames.hpp"
 
 namespace alfred::link {
 
@@ -34,6 +35,17 @@ class SessionResponder {
   bool active() const { return active_; }
   // The opener said in its hello that it is a primary.
   bool peer_primary() const { return peer_primary_; }
+  // Both hellos offered delta sync: the opener may send refreshes.
+  bool delta() const { return delta_; }
+
+  // The entries of the refresh on_frame() just took, for the engine
+  // (Engine::on_refresh); empty after any other frame.
+  std::vector<wire::RefreshEntry> take_refresh() { return std::move(refresh_); }
+  // What the engine wants sent after all, from that refresh. At most one
+  // want waits to be written: an opener that does not read gets no more
+  // (its next refresh asks again), so this costs one frame of memory.
+  void wanted(std::vector<wire::RecordKey> keys);
+  std::uint64_t dropped_wants() const { return dropped_wants_; }
 
   // The engine completed transaction `tx_id` of `packets` packets that came
   // on this stream.
@@ -59,9 +71,11 @@ class SessionResponder {
   SessionLimits limits_;
   bool active_ = false;
   bool peer_primary_ = false;
+  bool delta_ = false;
+  std::vector<wire::RefreshEntry> refresh_;
   std::deque<std::vector<std::uint8_t>> control_;
   TimePoint last_rx_{}, last_tx_{}, last_used_{};
-  std::uint64_t dropped_acks_ = 0;
+  std::uint64_t dropped_acks_ = 0, dropped_wants_ = 0;
 };
 
 }  // namespace alfred::link

@@ -82,6 +82,9 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
                [this](const Mac& peer, std::uint16_t id) {
                  return engine_.just_completed(peer, id);
                },
+               [this](const Route& from, std::span<const wire::RefreshEntry> entries) {
+                 return engine_.on_refresh(from, entries, Clock::now());
+               },
                [this] { return engine_.mode() == wire::Mode::Primary; },
                [this](const Mac& peer) { return engine_.in_mesh(peer); },
                [this] { engine_.crowded(); }},

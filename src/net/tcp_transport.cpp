@@ -253,7 +253,12 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   }
 
   // Closes without falling back (a peer misbehaved, or we are shutting down).
-  void close(const std::string& why) {
+  // `abort`: a reset, not a close. What the kernel still holds to send is
+  // dropped: a connection given up on (a dead link, an error) must not
+  // deliver its old transactions minutes later, when the link is back,
+  // after newer ones went on the next session (which resends what this
+  // one had not had acknowledged).
+  void close(const std::string& why, bool abort = false) {
     if (closed_) return;
     closed_ = true;
     // Computed before the socket goes: how a session's connection ended.
@@ -262,7 +267,8 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                              : peer_done_     ? link::CloseCause::Closed
                                               : link::CloseCause::Failed;
     asio::error_code ec;
-    sock_.shutdown(asio::socket_base::shutdown_both, ec);
+    if (abort) sock_.set_option(asio::socket_base::linger(true, 0), ec);
+    else sock_.shutdown(asio::socket_base::shutdown_both, ec);
     sock_.close(ec);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened_);
     log_verbose("tcp " + std::to_string(id_) + ": closed (" + why + ") " +
@@ -273,9 +279,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   }
 
   // Closed because the session asked for it: it knows, so nothing is reported.
-  void close_quietly(const std::string& why) {
+  void close_quietly(const std::string& why, bool abort = false) {
     quiet_ = true;
-    close(why);
+    close(why, abort);
   }
 
   // Packets (and frames) to write may be waiting.
@@ -290,7 +296,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     timed_out_ = timed_out;
     bool push_undelivered = kind_ == Kind::Push && original_ && !job_done_;
     bool request_unanswered = kind_ == Kind::Request && request_ && bytes_in_ == 0;
-    close(why);
+    close(why, /*abort=*/ever_connected_);
     if (push_undelivered || request_unanswered) {
       ++t_.stats_.fallbacks;
       t_.peer_failed(iface_, peer_, why, timed_out);
@@ -448,6 +454,10 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       if (type == static_cast<std::uint8_t>(wire::Type::PushData) ||
           type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd)) {
         t_.cb_.deliver(from, packet);
+        if (type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) && packet.size() >= 8 && verbose() &&
+            !closed_)
+          log_verbose("tcp " + std::to_string(id_) + ": answer (transaction " +
+                      std::to_string(be16(packet.data() + 4)) + ") received, " + counters());
       } else if (!wire::is_session_type(type)) {
         bad_session("a packet of type " + std::to_string(type) + " on our own session");
       }
@@ -475,6 +485,18 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
             t_.cb_.deliver(r, wire::encode(wire::AnnouncePrimary{}));
             if (closed_) return;
           }
+        }
+        if (type == static_cast<std::uint8_t>(wire::SessionType::Refresh)) {
+          auto entries = responder_.take_refresh();
+          auto outcome = t_.cb_.refreshed(from, entries);
+          // Records kept alive are use; a refresh of nothing we hold is not.
+          if (outcome.kept) responder_.used(now);
+          if (verbose())
+            log_verbose("tcp " + std::to_string(id_) + ": refresh of " +
+                        std::to_string(entries.size()) + " record(s), " +
+                        std::to_string(outcome.kept) + " kept, " +
+                        std::to_string(outcome.want.size()) + " wanted");
+          responder_.wanted(std::move(outcome.want));
         }
         pump();
         return;
@@ -652,7 +674,8 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
 };
 
 void TcpTransport::Peer::close_connection(std::string_view why) {
-  if (auto c = conn.lock()) c->close_quietly(std::string(why));
+  // The session requeues what was not acknowledged: nothing of it may come late.
+  if (auto c = conn.lock()) c->close_quietly(std::string(why), /*abort=*/true);
   conn.reset();
   conn_id = 0;
 }

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "engine/log_limiter.hpp"
+#include "engine/refresh_outcome.hpp"
 #include "engine/route.hpp"
 #include "link/session_link.hpp"
 #include "net/asio.hpp"
@@ -99,6 +100,10 @@ class TcpTransport {
     // `id` from `peer`: after a txend on a session, only such a one is
     // acknowledged, never one the engine refused.
     std::function<bool(const Mac& peer, std::uint16_t id)> transaction_completed;
+    // A delta-sync refresh on an inbound session (Engine::on_refresh).
+    std::function<RefreshOutcome(const Route& from,
+                                         std::span<const wire::RefreshEntry> entries)>
+        refreshed;
     // We are a primary (said in our session hellos).
     std::function<bool()> is_primary;
     // batman-adv knows the MAC as an originator of the mesh (false without

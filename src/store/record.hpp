@@ -24,6 +24,9 @@ struct Record {
   std::uint8_t type = 0;
   std::uint8_t version = 0;
   std::vector<std::uint8_t> data;
+  // record_digest() of the above, filled in by the store when it takes the
+  // record in (0: not computed); delta sync compares records by it.
+  std::uint64_t digest = 0;
 };
 
 using RecordPtr = std::shared_ptr<const Record>;

@@ -1,5 +1,7 @@
 #include "store/store.hpp"
 
+#include "store/record_digest.hpp"
+
 #include <algorithm>
 
 namespace alfred {
@@ -196,6 +198,7 @@ Store::Update Store::put(Record rec, Source source, const Mac& sender, TimePoint
 }
 
 Store::Update Store::set_local(Record rec, TimePoint now) {
+  rec.digest = record_digest(rec);
   return put(std::move(rec), Source::Local, Mac{}, now);
 }
 
@@ -203,7 +206,36 @@ Store::Update Store::apply_remote(Record rec, const Mac& sender, TimePoint now) 
   auto it = entries_.find(Key{rec.type, rec.source});
   if (it != entries_.end() && it->second.source == Source::Local) return {};
   Source s = rec.source == sender ? Source::FirstHand : Source::Synced;
+  rec.digest = record_digest(rec);
   return put(std::move(rec), s, sender, now);
+}
+
+Store::Refresh Store::refresh(std::uint8_t type, const Mac& source, std::uint64_t digest,
+                              const Mac& sender, TimePoint now) {
+  auto it = entries_.find(Key{type, source});
+  if (it == entries_.end()) return Refresh::Missing;
+  Entry& e = it->second;
+  if (e.source == Source::Local) return Refresh::Local;
+  if (e.record->digest != digest) return Refresh::Differs;
+  // As if the record had come again from `sender`: re-filed under it and
+  // now, first-hand when the sender is its source. A sender that holds
+  // nothing here yet needs its index entry; without room it is refused like
+  // the push it stands for.
+  Source s = source == sender ? Source::FirstHand : Source::Synced;
+  Mac old_sender = e.sender;
+  index_remove(it->first, e, /*keep_sender=*/true);
+  // (Its own cost was released with its index entries, as put() does.)
+  if (!senders_.count(sender) &&
+      !make_room(record_cost(e.record->data.size()) + sender_cost(), &sender, false, now)) {
+    index_add(it->first, e, now);
+    return Refresh::Refused;
+  }
+  e.last_seen = now;
+  e.source = s;
+  e.sender = sender;
+  index_add(it->first, e, now);
+  if (old_sender != sender) drop_if_empty(old_sender);
+  return Refresh::Kept;
 }
 
 Snapshot Store::snapshot(Source max_level, std::optional<std::uint8_t> type) const {

@@ -75,6 +75,15 @@ class Store {
   // source is the sender itself is first-hand, anything else is synced.
   Update apply_remote(Record rec, const Mac& sender, TimePoint now);
 
+  // A delta-sync refresh from `sender` names a record it holds by its
+  // digest. Kept: we hold the same, and it counts as received again from
+  // `sender` now (apply_remote of the same record, without its bytes).
+  // Otherwise the sender should send it: we hold none (Missing) or another
+  // (Differs); or it must not (Local: ours always wins; Refused: no room).
+  enum class Refresh { Kept, Missing, Differs, Local, Refused };
+  Refresh refresh(std::uint8_t type, const Mac& source, std::uint64_t digest, const Mac& sender,
+                  TimePoint now);
+
   // Records of at most `max_level` (Local < FirstHand < Synced), optionally of
   // one type, ordered by type then source.
   Snapshot snapshot(Source max_level, std::optional<std::uint8_t> type = std::nullopt) const;

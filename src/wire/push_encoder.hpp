@@ -33,6 +33,7 @@ class PushEncoder {
   std::uint16_t tx_id() const { return tx_id_; }
   std::uint16_t packets_sent() const { return seqno_; }
   std::size_t record_count() const { return records_->size(); }
+  const std::shared_ptr<const Snapshot>& records() const { return records_; }
   // Bytes of the whole transaction, as encoded_size() counts them.
   std::size_t total_size() const { return encoded_size(*records_, always_txend_, max_packet_); }
   // The same transaction from its first packet again (for a retry on another transport).

@@ -9,6 +9,7 @@ namespace {
 constexpr std::uint8_t kMagic[4] = {'A', 'l', 'f', 'S'};
 constexpr std::uint8_t kFlagAnswer = 0x01;
 constexpr std::uint8_t kFlagPrimary = 0x02;
+constexpr std::uint8_t kFlagDelta = 0x04;
 
 std::vector<std::uint8_t> frame(SessionType t, std::initializer_list<std::uint8_t> body) {
   // Sized once and filled by index: gcc 12 warns (-Warray-bounds, a false
@@ -27,12 +28,35 @@ std::uint8_t hi(std::uint16_t v) { return static_cast<std::uint8_t>(v >> 8); }
 std::uint8_t lo(std::uint16_t v) { return static_cast<std::uint8_t>(v & 0xff); }
 std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 
+std::vector<std::uint8_t> list_frame(SessionType t, std::size_t body) {
+  std::vector<std::uint8_t> out;
+  out.reserve(kTlvSize + body);
+  out.push_back(static_cast<std::uint8_t>(t));
+  out.push_back(kVersion);
+  out.push_back(static_cast<std::uint8_t>(body >> 8));
+  out.push_back(static_cast<std::uint8_t>(body & 0xff));
+  return out;
+}
+
+void put_key(std::vector<std::uint8_t>& out, const RecordKey& k) {
+  out.push_back(k.type);
+  out.insert(out.end(), k.source.begin(), k.source.end());
+}
+
+RecordKey get_key(const std::uint8_t* p) {
+  RecordKey k;
+  k.type = p[0];
+  std::copy(p + 1, p + 7, k.source.begin());
+  return k;
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> encode(const SessionHello& h) {
   return frame(SessionType::Hello,
                {kMagic[0], kMagic[1], kMagic[2], kMagic[3], h.version,
-                static_cast<std::uint8_t>((h.answer ? kFlagAnswer : 0) | (h.primary ? kFlagPrimary : 0)),
+                static_cast<std::uint8_t>((h.answer ? kFlagAnswer : 0) | (h.primary ? kFlagPrimary : 0) |
+                                          (h.delta ? kFlagDelta : 0)),
                 hi(h.keepalive_seconds),
                 lo(h.keepalive_seconds)});
 }
@@ -42,6 +66,25 @@ std::vector<std::uint8_t> encode(const SessionAck& a) {
 }
 
 std::vector<std::uint8_t> encode(const SessionKeepalive&) { return frame(SessionType::Keepalive, {}); }
+
+std::vector<std::uint8_t> encode_refresh(std::span<const RefreshEntry> entries) {
+  if (entries.size() > kMaxRefreshEntries) entries = entries.first(kMaxRefreshEntries);
+  auto out = list_frame(SessionType::Refresh, entries.size() * kRefreshEntrySize);
+  for (const auto& e : entries) {
+    put_key(out, e.key);
+    for (int shift = 56; shift >= 0; shift -= 8)
+      out.push_back(static_cast<std::uint8_t>(e.digest >> shift));
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> encode_want(std::span<const RecordKey> keys) {
+  constexpr std::size_t max = kMaxTlvLength / kWantEntrySize;
+  if (keys.size() > max) keys = keys.first(max);
+  auto out = list_frame(SessionType::Want, keys.size() * kWantEntrySize);
+  for (const auto& k : keys) put_key(out, k);
+  return out;
+}
 
 std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, std::string& error) {
   TlvHeader h;
@@ -57,7 +100,7 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
     error = "session frame of version " + std::to_string(h.version);
     return std::nullopt;
   }
-  if (h.length > kMaxSessionFrame - kTlvSize || bytes.size() < kTlvSize + h.length) {
+  if (kTlvSize + h.length > session_frame_limit(h.type) || bytes.size() < kTlvSize + h.length) {
     error = "session frame of " + std::to_string(h.length) + " bytes, of " +
             std::to_string(bytes.size() - kTlvSize) + " received";
     return std::nullopt;
@@ -78,6 +121,7 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
       }
       f.hello.answer = (body[5] & kFlagAnswer) != 0;
       f.hello.primary = (body[5] & kFlagPrimary) != 0;
+      f.hello.delta = (body[5] & kFlagDelta) != 0;
       f.hello.keepalive_seconds = be16(body.data() + 6);
       return f;
     case SessionType::Ack:
@@ -89,6 +133,27 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
       f.ack.packets = be16(body.data() + 2);
       return f;
     case SessionType::Keepalive:
+      return f;
+    case SessionType::Refresh:
+      if (body.empty() || body.size() % kRefreshEntrySize != 0) {
+        error = "session refresh of " + std::to_string(body.size()) + " bytes";
+        return std::nullopt;
+      }
+      f.refresh.reserve(body.size() / kRefreshEntrySize);
+      for (std::size_t i = 0; i < body.size(); i += kRefreshEntrySize) {
+        RefreshEntry e;
+        e.key = get_key(body.data() + i);
+        for (std::size_t b = 7; b < kRefreshEntrySize; ++b) e.digest = e.digest << 8 | body[i + b];
+        f.refresh.push_back(e);
+      }
+      return f;
+    case SessionType::Want:
+      if (body.empty() || body.size() % kWantEntrySize != 0) {
+        error = "session want of " + std::to_string(body.size()) + " bytes";
+        return std::nullopt;
+      }
+      f.want.reserve(body.size() / kWantEntrySize);
+      for (std::size_t i = 0; i < body.size(); i += kWantEntrySize) f.want.push_back(get_key(body.data() + i));
       return f;
   }
   error = "unknown session frame";

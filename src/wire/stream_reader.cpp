@@ -17,9 +17,9 @@ bool StreamReader::check_header() {
     error_ = "stream packet of unknown type " + std::to_string(h.type);
     return false;
   }
-  // Session frames are a few bytes; one announcing more is refused before
-  // anything of it is buffered.
-  if (is_session_type(h.type) && kTlvSize + h.length > kMaxSessionFrame) {
+  // Session frames other than the record lists are a few bytes; one
+  // announcing more is refused before anything of it is buffered.
+  if (is_session_type(h.type) && kTlvSize + h.length > session_frame_limit(h.type)) {
     error_ = "session frame announces " + std::to_string(h.length) + " bytes";
     return false;
   }

@@ -83,6 +83,7 @@ struct NodeOptions {
   std::string bat_iface = "none";  // else TQ comes from the node's FakeTq
   std::optional<Duration> prompt;  // EngineConfig::prompt_sync_delay, if not the daemon's
   bool udp_copies = true;          // SessionLimits::udp_copy_max_bytes as the daemon's, else 0
+  bool delta = true;               // SessionLimits::delta
 };
 
 struct SimConfig {
@@ -116,6 +117,8 @@ struct NodeStats {
   std::uint64_t legacy_pushes = 0;    // transactions on a connection of their own
   std::uint64_t session_pushes = 0;   // transactions handed to a session
   std::uint64_t acks = 0;             // transactions completed on inbound sessions, acknowledged
+  std::uint64_t refreshed = 0;        // records kept alive by delta-sync refreshes
+  std::uint64_t wanted = 0;           // records asked for again after a refresh
   std::map<Mac, std::uint64_t> acked_from;
   std::uint64_t sessions_up = 0, sessions_down = 0;
   std::uint64_t connects = 0, refused = 0, connect_timeouts = 0, link_down = 0;
@@ -167,6 +170,8 @@ class SimNode final : public Effects {
   const link::SessionLink* session(const PeerAddress& to) const;
   // UDP copies sent by the session links this node holds now.
   std::uint64_t udp_copies() const;
+  // Delta sync as the session links this node holds now did it.
+  link::SessionLink::DeltaStats delta_stats() const;
   std::size_t connections() const { return conns_.size(); }
   bool udp_only(const PeerAddress& peer) const;
   bool legacy(const PeerAddress& peer) const;
@@ -304,12 +309,25 @@ class Sim {
   // A FIN from `from`'s end; close_end: the end is gone (a close, not a
   // shutdown of the sending side), nothing more reaches it.
   void tcp_fin(ConnectionId id, int from, bool close_end);
+  // `from` resets the connection (SO_LINGER 0): what it had in flight is
+  // gone, and its RST reaches the other end if a segment would.
+  void tcp_abort(ConnectionId id, int from);
   // The daemon's link-down test (Connection::check): the first unacknowledged
   // segment `from` sent was retransmitted 4 times and nothing was
   // acknowledged for 5 s. With `when`: the time that will be true, if it will.
   bool link_down(ConnectionId id, int from, TimePoint now) const;
   std::optional<TimePoint> link_down_at(ConnectionId id, int from) const;
   std::uint64_t tcp_packets_delivered() const { return delivered_; }
+  // Bytes sent on the link, headers included: a datagram's IPv6 and UDP
+  // headers (and a fragment header per fragment when it is cut), a TCP
+  // write's IPv6 and TCP headers (with timestamps) per segment, and one
+  // pure acknowledgement per two segments the other way. Retransmissions
+  // are not counted. What the delta-sync comparisons measure.
+  struct Traffic {
+    std::uint64_t udp = 0, tcp = 0;
+    std::uint64_t total() const { return udp + tcp; }
+  };
+  const Traffic& traffic() const { return traffic_; }
 
  private:
   static NetModel with_loss(const SimConfig& c) {
@@ -348,6 +366,7 @@ class Sim {
   std::map<PeerAddress, int> by_addr_;
   std::map<ConnectionId, Wire> wires_;
   ConnectionId next_conn_ = 1;
+  Traffic traffic_;
   std::uint64_t delivered_ = 0;
 };
 
@@ -452,21 +471,23 @@ class SimNode::Conn : public std::enable_shared_from_this<SimNode::Conn> {
     if (!connecting_) pump();
   }
 
-  void close(const std::string& why) {
+  // `abort`: as the transport's, a reset that drops what was in flight.
+  void close(const std::string& why, bool abort = false) {
     if (closed_) return;
     closed_ = true;
     link::CloseCause cause = !ever_connected_ ? (timed_out_ ? link::CloseCause::TimedOut : link::CloseCause::Refused)
                              : peer_done_     ? link::CloseCause::Closed
                                               : link::CloseCause::Failed;
-    n_.trace("tcp " + std::to_string(id_) + ": closed (" + why + ")");
-    n_.sim_.tcp_fin(id_, n_.id_, true);
+    n_.trace("tcp " + std::to_string(id_) + ": closed (" + why + ")" + (abort ? ", reset" : ""));
+    if (abort) n_.sim_.tcp_abort(id_, n_.id_);
+    else n_.sim_.tcp_fin(id_, n_.id_, true);
     auto keep = shared_from_this();
     n_.forget(id_);
     if (kind_ == Kind::Session && !quiet_) n_.session_ended(peer_, id_, cause, why);
   }
-  void close_quietly(const std::string& why) {
+  void close_quietly(const std::string& why, bool abort = false) {
     quiet_ = true;
-    close(why);
+    close(why, abort);
   }
   void kick() { pump(); }
 
@@ -476,7 +497,7 @@ class SimNode::Conn : public std::enable_shared_from_this<SimNode::Conn> {
     timed_out_ = timed_out;
     bool push_undelivered = kind_ == Kind::Push && original_ && !job_done_;
     bool request_unanswered = kind_ == Kind::Request && request_ && bytes_in_ == 0;
-    close(why);
+    close(why, /*abort=*/ever_connected_);
     if (push_undelivered || request_unanswered) {
       n_.peer_failed(peer_, why, timed_out);
       Route r{"mesh0", peer_, mac_, 0};
@@ -596,6 +617,14 @@ class SimNode::Conn : public std::enable_shared_from_this<SimNode::Conn> {
             if (closed_) return;
           }
         }
+        if (type == static_cast<std::uint8_t>(wire::SessionType::Refresh)) {
+          auto entries = responder_.take_refresh();
+          auto outcome = n_.engine_->on_refresh(from, entries, now);
+          if (outcome.kept) responder_.used(now);
+          n_.stats.refreshed += outcome.kept;
+          n_.stats.wanted += outcome.want.size();
+          responder_.wanted(std::move(outcome.want));
+        }
         pump();
         return;
       }
@@ -699,7 +728,7 @@ class SimNode::Conn : public std::enable_shared_from_this<SimNode::Conn> {
 };
 
 inline void SimNode::Peer::close_connection(std::string_view why) {
-  if (auto c = n.find_conn(conn_id)) c->close_quietly(std::string(why));
+  if (auto c = n.find_conn(conn_id)) c->close_quietly(std::string(why), /*abort=*/true);
   conn_id = 0;
 }
 
@@ -721,6 +750,7 @@ inline void SimNode::Peer::wake() {
 inline SimNode::SimNode(Sim& sim, int id, NodeOptions options)
     : sim_(sim), id_(id), opts_(std::move(options)), limits_(daemon_tcp_limits(sim.period())) {
   if (!opts_.udp_copies) limits_.session.udp_copy_max_bytes = 0;
+  limits_.session.delta = opts_.delta;
   if (opts_.software != Software::Ours) opts_.tcp = false;
   sweep_phase_ = std::chrono::duration_cast<Duration>(250ms * std::uniform_real_distribution<>(0, 1)(sim_.rng()));
 }
@@ -860,6 +890,19 @@ inline void SimNode::keep_session(const Route& to) {
     if (!running_) return;  // TcpTransport::session_keep: only on an interface we listen on
     session_for(to).link.keep_open(now());
   }
+}
+
+inline link::SessionLink::DeltaStats SimNode::delta_stats() const {
+  link::SessionLink::DeltaStats d;
+  for (const auto& [addr, p] : peers_) {
+    const auto& s = p->link.delta_stats();
+    d.syncs += s.syncs;
+    d.changed += s.changed;
+    d.refreshed += s.refreshed;
+    d.refresh_bytes += s.refresh_bytes;
+    d.wanted += s.wanted;
+  }
+  return d;
 }
 
 inline std::uint64_t SimNode::udp_copies() const {
@@ -1132,6 +1175,8 @@ inline void SimNode::after() {
 // ------------------------------------------------------------------ Sim
 
 inline void Sim::udp(int from, const Route& to, std::vector<std::uint8_t> packet) {
+  std::size_t fragments = (packet.size() + 8 + 1231) / 1232;
+  traffic_.udp += packet.size() + 8 + 40 * fragments + (fragments > 1 ? 8 * fragments : 0);
   for (auto& n : nodes_) {
     if (n->id() == from) continue;
     if (!to.addr.multicast && n->addr() != to.addr) continue;
@@ -1218,6 +1263,8 @@ inline void Sim::tcp_write(ConnectionId id, int from, std::vector<std::uint8_t> 
   Wire& w = it->second;
   int side = w.side_of(from);
   if (!w.established || !w.open[side] || w.dir[side].fin_sent) return;
+  std::size_t segments = net_.segments(packet.size());
+  traffic_.tcp += packet.size() + 72 * segments + 72 * ((segments + 1) / 2);
   Flight f;
   f.packet = std::move(packet);
   send_flight(id, w, side, std::move(f));
@@ -1304,6 +1351,26 @@ inline void Sim::partition(int a, int b, Duration dur) {
       if (!d.flight.empty()) d.last_arrival = std::max(d.last_arrival, prev);
     }
   }
+}
+
+inline void Sim::tcp_abort(ConnectionId id, int from) {
+  auto it = wires_.find(id);
+  if (it == wires_.end()) return;
+  Wire& w = it->second;
+  int side = w.side_of(from);
+  if (!w.open[side]) return;
+  w.open[side] = false;
+  w.dir[side].flight.clear();
+  int other = w.end[1 - side];
+  if (!w.established || !w.open[1 - side] || other == 0) return;
+  if (!net_.datagram_survives(from, other, now(), 60)) return;  // the peer finds out by itself
+  loop_.at(now() + net_.model().one_way, [this, id, other] {
+    auto it = wires_.find(id);
+    if (it == wires_.end() || !it->second.open[it->second.side_of(other)]) return;
+    it->second.open[it->second.side_of(other)] = false;
+    for (auto& d : it->second.dir) d.flight.clear();
+    node(other).tcp_reset(id);
+  });
 }
 
 inline int Sim::reset_connections(int a, int b) {

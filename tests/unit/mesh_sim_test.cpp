@@ -16,115 +16,12 @@
 #include <vector>
 
 #include "mesh_sim.hpp"
+#include "mesh_sim_helpers.hpp"
 
 namespace alfred::sim {
 namespace {
 
 using namespace std::chrono_literals;
-
-// The sanitizer build (Debug, ASan+UBSan: some 30 times slower here) runs
-// these tests too, with fewer seeds: runs(release, sanitized).
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-constexpr int runs(int release, int sanitized) { return kSanitized ? sanitized : release; }
-constexpr std::uint32_t seeds(int release, int sanitized) { return static_cast<std::uint32_t>(runs(release, sanitized)); }
-
-wire::PushData one_record(std::uint8_t type, const std::vector<std::uint8_t>& data, Mac source = Mac{}) {
-  wire::PushData p;
-  p.records.push_back(wire::RecordView{source, type, 0, data});
-  return p;
-}
-
-std::size_t records_of(SimNode& n, std::uint8_t type) {
-  return n.engine().store().snapshot(Source::Synced, type).size();
-}
-
-struct Mesh {
-  std::vector<SimNode*> primaries, secondaries;
-  std::vector<SimNode*> all() const {
-    auto v = primaries;
-    v.insert(v.end(), secondaries.begin(), secondaries.end());
-    return v;
-  }
-};
-
-Mesh build(Sim& sim, int primaries, int secondaries, NodeOptions o = {}) {
-  Mesh m;
-  for (int i = 0; i < primaries; ++i) m.primaries.push_back(&sim.add(wire::Mode::Primary, o));
-  for (int i = 0; i < secondaries; ++i) m.secondaries.push_back(&sim.add(wire::Mode::Secondary, o));
-  return m;
-}
-
-bool up(SimNode& from, SimNode& to) {
-  auto* s = from.session(to.addr());
-  return s && s->state() == link::SessionState::Up;
-}
-
-bool best_is(SimNode& s, SimNode& p) {
-  auto b = s.engine().best_server();
-  return b && b->mac == p.mac();
-}
-
-// Every secondary has a primary and a session to it, every primary a
-// session to every other.
-bool settled(const Mesh& m) {
-  for (auto* s : m.secondaries) {
-    auto best = s->engine().best_server();
-    if (!best) return false;
-    auto* p = s->session(best->addr);
-    if (!p || p->state() != link::SessionState::Up) return false;
-  }
-  for (auto* p : m.primaries)
-    for (auto* q : m.primaries)
-      if (p != q && !up(*p, *q)) return false;
-  return true;
-}
-
-// Settled for good: on top of settled(), every secondary knows every
-// primary and has ticked since it heard the last one (it picks its best at
-// its tick: with bat_iface "none" every TQ is 255 and it keeps the first in
-// MAC order, so one that adopted another on its first announcement moves
-// over once), and it still holds.
-bool settle(Sim& sim, const Mesh& m, Duration limit = 60s) {
-  TimePoint end = sim.now() + limit;
-  auto all_known = [&] {
-    for (auto* s : m.secondaries)
-      if (s->engine().servers().size() != m.primaries.size()) return false;
-    return true;
-  };
-  while (sim.now() < end) {
-    if (!sim.run_until([&] { return settled(m) && all_known(); }, end - sim.now(), 200ms)) return false;
-    sim.run_for(sim.period() + 100ms);
-    if (settled(m) && all_known()) return true;
-  }
-  return false;
-}
-
-struct Distribution {
-  std::vector<double> ms;
-  void add(Duration d) { ms.push_back(static_cast<double>(ms_of(d))); }
-  double quantile(double q) {
-    if (ms.empty()) return 0;
-    std::sort(ms.begin(), ms.end());
-    auto k = static_cast<std::size_t>(q * static_cast<double>(ms.size() - 1) + 0.5);
-    return ms[std::min(k, ms.size() - 1)];
-  }
-  double max() { return ms.empty() ? 0 : *std::max_element(ms.begin(), ms.end()); }
-  std::string str() {
-    auto i = [](double v) { return std::to_string(static_cast<long long>(v)); };
-    return "n=" + std::to_string(ms.size()) + " p50=" + i(quantile(0.5)) + " p90=" + i(quantile(0.9)) +
-           " p99=" + i(quantile(0.99)) + " max=" + i(max()) + " (ms)";
-  }
-};
 
 // ------------------------------------------------------------------ UDP, as upstream
 
@@ -180,17 +77,6 @@ TEST(MeshSim, LossyLinkTcpConvergesWithinOnePeriodUdpDoesNot) {
 TEST(MeshSim, CleanLinkUdpConvergesToo) { EXPECT_EQ(fraction_after(0.0, false, 10s + 2s, 3), 1.0); }
 
 // ------------------------------------------------------------------ sessions (-t)
-
-std::vector<std::uint8_t> value(int v, std::size_t size) {
-  std::vector<std::uint8_t> d(size, static_cast<std::uint8_t>(v));
-  d[0] = static_cast<std::uint8_t>(v >> 8);
-  d[1] = static_cast<std::uint8_t>(v);
-  return d;
-}
-int value16(SimNode& n, const Mac& source, std::uint8_t type) {
-  auto r = n.engine().store().get(source, type);
-  return r && r->data.size() >= 2 ? (r->data[0] << 8 | r->data[1]) : -1;
-}
 
 // Issue 8, coalescing: 1,000 sets of 10 records on a secondary within one
 // second cross the sessions as a handful of transactions (one per 100 ms of

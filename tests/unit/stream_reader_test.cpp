@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "wire/packet.hpp"
+#include "wire/session_frames.hpp"
 
 namespace alfred::wire {
 namespace {
@@ -203,6 +204,8 @@ TEST(StreamReaderErrors, WrongVersionBeforeBody) {
 
 TEST(StreamReaderErrors, UnknownTypeBeforeBody) {
   for (int type = kMaxType + 1; type <= 255; ++type) {
+    // A delta-sync refresh or want lists records (see RecordListsMayBeLong).
+    if (is_record_list_type(static_cast<std::uint8_t>(type))) continue;
     SCOPED_TRACE("type " + std::to_string(type));
     Collector c;
     // A header promising a body that never comes: refused on the header alone.
@@ -212,6 +215,20 @@ TEST(StreamReaderErrors, UnknownTypeBeforeBody) {
     EXPECT_FALSE(c.reader.mid_packet());
     EXPECT_TRUE(c.packets.empty());
   }
+}
+
+TEST(StreamReaderErrors, RecordListsMayBeLongOtherSessionFramesNot) {
+  for (std::uint8_t type : {std::uint8_t(0xcb), std::uint8_t(0xcc)}) {
+    Collector c;
+    Bytes p = header(type, 0, 1000);
+    p.resize(p.size() + 1000, 0);
+    EXPECT_TRUE(c.feed(p)) << c.reader.error();
+    ASSERT_EQ(c.packets.size(), 1u);
+    EXPECT_EQ(c.packets[0].size(), 1004u);
+  }
+  Collector c;
+  EXPECT_FALSE(c.feed(header(0xca, 0, 61)));  // a keepalive of 65 bytes
+  EXPECT_NE(c.reader.error().find("session frame"), std::string::npos);
 }
 
 TEST(StreamReaderErrors, HeaderArrivingByteByByteIsCheckedWhenComplete) {
