@@ -488,9 +488,14 @@ TEST(StoreTiers, AFloodOfForgedSendersCannotEvictSettledOnes) {
   EXPECT_TRUE(st.settled(kB, at(100)));
   EXPECT_FALSE(st.settled(mac_n(0x10000), at(100)));
   // A settled sender still gets room, taken from the flood's newcomers.
+  // What the flood left free (less than a newcomer's record and sender
+  // entry; how much depends on the CPU's sizes) holds one of them at most.
   std::uint64_t before = st.evicted();
-  EXPECT_TRUE(st.apply_remote(rec(mac_n(500), 64, Bytes(1000)), kB, at(101)).applied);
-  EXPECT_EQ(st.evicted(), before + 1);
+  for (int k = 0; k < 5; ++k)
+    EXPECT_TRUE(st.apply_remote(rec(mac_n(500 + k), 64, Bytes(1000)), kB, at(101)).applied) << k;
+  EXPECT_GE(st.evicted(), before + 4);
+  EXPECT_LE(st.evicted(), before + 5);
+  EXPECT_LE(st.memory(), l.max_bytes);
   EXPECT_TRUE(st.apply_remote(rec(kC, 65, Bytes(1000)), kC, at(101)).applied);
 }
 
