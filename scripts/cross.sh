@@ -55,7 +55,7 @@ TARGET_PKGS="libnl-3-dev libnl-genl-3-dev libcap-dev libgtest-dev libgmock-dev l
 # machine's updated ones; the cross compilers find the build machine's
 # zlib.h, which is the same for every architecture, and CMakeLists.txt links
 # the target's libz.so.1 (ALFRED_ZLIB_LIBRARY).
-zlib_version=$(dpkg-query -W -f='${Version}' "zlib1g:$(dpkg --print-architecture)" 2>/dev/null || true)
+zlib_version=$(dpkg-query -W -f='${Version}' zlib1g 2>/dev/null || true)
 
 deps() {
   local arch t pkgs=() missing=() add=() p

@@ -12,7 +12,7 @@ apt-get update
 # cross builds need zlib1g-dev:<arch> of the same version (Multi-Arch:
 # same), and bookworm-security's update of it exists for amd64 and armhf
 # only (see scripts/cross.sh).
-zlib_version=$(dpkg-query -W -f='${Version}' "zlib1g:$(dpkg --print-architecture)")
+zlib_version=$(dpkg-query -W -f='${Version}' zlib1g)
 apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config \
   libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev "zlib1g-dev=$zlib_version" \

@@ -51,19 +51,6 @@ RecordKey get_key(const std::uint8_t* p) {
   return k;
 }
 
-// A refresh or a want: whole entries of `size` bytes, at least one.
-template <typename T, typename Read>
-bool decode_list(std::span<const std::uint8_t> body, std::size_t size, const char* what, std::vector<T>& out,
-                 std::string& error, Read read) {
-  if (body.empty() || body.size() % size != 0) {
-    error = std::string("session ") + what + " of " + std::to_string(body.size()) + " bytes";
-    return false;
-  }
-  out.reserve(body.size() / size);
-  for (std::size_t i = 0; i < body.size(); i += size) out.push_back(read(body.data() + i));
-  return true;
-}
-
 }  // namespace
 
 std::vector<std::uint8_t> encode(const SessionHello& h) {
@@ -150,16 +137,25 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
     case SessionType::Keepalive:
       return f;
     case SessionType::Refresh:
-      if (!decode_list(body, kRefreshEntrySize, "refresh", f.refresh, error, [](const std::uint8_t* p) {
-            RefreshEntry e;
-            e.key = get_key(p);
-            for (std::size_t b = 7; b < kRefreshEntrySize; ++b) e.digest = e.digest << 8 | p[b];
-            return e;
-          }))
+      if (body.empty() || body.size() % kRefreshEntrySize != 0) {
+        error = "session refresh of " + std::to_string(body.size()) + " bytes";
         return std::nullopt;
+      }
+      f.refresh.reserve(body.size() / kRefreshEntrySize);
+      for (std::size_t i = 0; i < body.size(); i += kRefreshEntrySize) {
+        RefreshEntry e;
+        e.key = get_key(body.data() + i);
+        for (std::size_t b = 7; b < kRefreshEntrySize; ++b) e.digest = e.digest << 8 | body[i + b];
+        f.refresh.push_back(e);
+      }
       return f;
     case SessionType::Want:
-      if (!decode_list(body, kWantEntrySize, "want", f.want, error, get_key)) return std::nullopt;
+      if (body.empty() || body.size() % kWantEntrySize != 0) {
+        error = "session want of " + std::to_string(body.size()) + " bytes";
+        return std::nullopt;
+      }
+      f.want.reserve(body.size() / kWantEntrySize);
+      for (std::size_t i = 0; i < body.size(); i += kWantEntrySize) f.want.push_back(get_key(body.data() + i));
       return f;
     case SessionType::Packed:
       if (body.empty()) {
