@@ -10,7 +10,6 @@ constexpr std::uint8_t kMagic[4] = {'A', 'l', 'f', 'S'};
 constexpr std::uint8_t kFlagAnswer = 0x01;
 constexpr std::uint8_t kFlagPrimary = 0x02;
 constexpr std::uint8_t kFlagDelta = 0x04;
-constexpr std::uint8_t kFlagPacked = 0x08;
 
 std::vector<std::uint8_t> frame(SessionType t, std::initializer_list<std::uint8_t> body) {
   // Sized once and filled by index: gcc 12 warns (-Warray-bounds, a false
@@ -57,7 +56,7 @@ std::vector<std::uint8_t> encode(const SessionHello& h) {
   return frame(SessionType::Hello,
                {kMagic[0], kMagic[1], kMagic[2], kMagic[3], h.version,
                 static_cast<std::uint8_t>((h.answer ? kFlagAnswer : 0) | (h.primary ? kFlagPrimary : 0) |
-                                          (h.delta ? kFlagDelta : 0) | (h.packed ? kFlagPacked : 0)),
+                                          (h.delta ? kFlagDelta : 0)),
                 hi(h.keepalive_seconds),
                 lo(h.keepalive_seconds)});
 }
@@ -123,7 +122,6 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
       f.hello.answer = (body[5] & kFlagAnswer) != 0;
       f.hello.primary = (body[5] & kFlagPrimary) != 0;
       f.hello.delta = (body[5] & kFlagDelta) != 0;
-      f.hello.packed = (body[5] & kFlagPacked) != 0;
       f.hello.keepalive_seconds = be16(body.data() + 6);
       return f;
     case SessionType::Ack:
@@ -156,13 +154,6 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
       }
       f.want.reserve(body.size() / kWantEntrySize);
       for (std::size_t i = 0; i < body.size(); i += kWantEntrySize) f.want.push_back(get_key(body.data() + i));
-      return f;
-    case SessionType::Packed:
-      if (body.empty()) {
-        error = "empty packed frame";
-        return std::nullopt;
-      }
-      f.packed = body;
       return f;
   }
   error = "unknown session frame";
