@@ -390,6 +390,7 @@ RefreshOutcome Engine::on_refresh(const Route& from,
         ++refused;
         break;
       case Store::Refresh::Local:
+      case Store::Refresh::FirstHand:
         break;
     }
   }

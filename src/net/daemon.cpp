@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <spawn.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -29,6 +30,11 @@ EngineConfig engine_config(const cli::Options& o) {
   // Three of our periods, at least 30 s: secondaries mostly run the default
   // period whatever ours is.
   c.first_hand_hold = std::max<Duration>(3 * period, std::chrono::seconds(30));
+  // Two periods: a secondary at our period pushes twice in it, one lost
+  // push allowed; one at a longer period is guarded for part of its own,
+  // which is enough for a stale copy elsewhere to lapse too (StoreLimits).
+  c.store.first_hand_guard =
+      std::clamp<Duration>(2 * period, std::chrono::seconds(1), c.first_hand_hold);
   // Full syncs to other primaries: 4 MiB a second of period, at least 16 MiB
   // a period: a 3 MB data set reaches 5 primaries a second, each of dozens
   // of real ones every period; primaries invented by a flood of

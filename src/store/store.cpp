@@ -206,8 +206,14 @@ Store::Update Store::apply_remote(Record rec, const Mac& sender, TimePoint now) 
   auto it = entries_.find(Key{rec.type, rec.source});
   if (it != entries_.end() && it->second.source == Source::Local) return {};
   Source s = rec.source == sender ? Source::FirstHand : Source::Synced;
+  if (s == Source::Synced && it != entries_.end() && guarded(it->second, now)) return {};
   rec.digest = record_digest(rec);
   return put(std::move(rec), s, sender, now);
+}
+
+bool Store::guarded(const Entry& e, TimePoint now) const {
+  // last_seen of a first-hand entry is when its source last sent it.
+  return e.source == Source::FirstHand && now - e.last_seen < limits_.first_hand_guard;
 }
 
 Store::Refresh Store::refresh(std::uint8_t type, const Mac& source, std::uint64_t digest,
@@ -216,6 +222,8 @@ Store::Refresh Store::refresh(std::uint8_t type, const Mac& source, std::uint64_
   if (it == entries_.end()) return Refresh::Missing;
   Entry& e = it->second;
   if (e.source == Source::Local) return Refresh::Local;
+  if (source != sender && guarded(e, now))
+    return e.record->digest == digest ? Refresh::Kept : Refresh::FirstHand;
   if (e.record->digest != digest) return Refresh::Differs;
   // As if the record had come again from `sender`: re-filed under it and
   // now, first-hand when the sender is its source. A sender that holds

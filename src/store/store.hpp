@@ -45,6 +45,18 @@ struct StoreLimits {
   // secondaries are settled long before an attack, while a flood's forged
   // senders, evicted among themselves, rarely live that long.
   std::chrono::seconds settle{60};
+  // A copy its source sent us less than this long ago is not overwritten by
+  // a copy another primary syncs us (nor re-filed under it by a refresh):
+  // the source's own word is the freshest there is. Without it two primaries
+  // can trade a stale copy for ever. A secondary that moved from primary A
+  // to B leaves A a first-hand copy that A syncs every period; at B the
+  // secondary's push and A's sync arrive in turn between two of B's ticks,
+  // so at each tick B holds A's stale copy, synced, which it doesn't sync
+  // on, and A never gets the fresh one until first_hand_hold demotes its
+  // copy (CI at 18e71d9, test_cross_arch, -p 1: 10 s and not converged).
+  // About two of the source's periods: past that our copy may be the stale
+  // one, and the other primary's word is taken again. Zero: no guard.
+  Duration first_hand_guard{std::chrono::seconds(20)};
 };
 
 class Store {
@@ -71,16 +83,21 @@ class Store {
 
   // Data set by a client of this node. Always wins.
   Update set_local(Record rec, TimePoint now);
-  // Data received from `sender`; never overwrites Local data. A record whose
-  // source is the sender itself is first-hand, anything else is synced.
+  // Data received from `sender`; never overwrites Local data, nor a
+  // first-hand copy within Limits::first_hand_guard by a synced one. A
+  // record whose source is the sender itself is first-hand, anything else
+  // is synced.
   Update apply_remote(Record rec, const Mac& sender, TimePoint now);
 
   // A delta-sync refresh from `sender` names a record it holds by its
   // digest. Kept: we hold the same, and it counts as received again from
   // `sender` now (apply_remote of the same record, without its bytes).
   // Otherwise the sender should send it: we hold none (Missing) or another
-  // (Differs); or it must not (Local: ours always wins; Refused: no room).
-  enum class Refresh { Kept, Missing, Differs, Local, Refused };
+  // (Differs); or it must not (Local: ours always wins; FirstHand: its
+  // source sent us ours within Limits::first_hand_guard and `sender` is not
+  // the source; Refused: no room). Kept from a sender that is not the
+  // source leaves such a guarded first-hand copy as it is.
+  enum class Refresh { Kept, Missing, Differs, Local, FirstHand, Refused };
   Refresh refresh(std::uint8_t type, const Mac& source, std::uint64_t digest, const Mac& sender,
                   TimePoint now);
 
@@ -141,6 +158,8 @@ class Store {
   using Weights = std::set<Weight>;
 
   Update put(Record rec, Source source, const Mac& sender, TimePoint now);
+  // A first-hand copy its source sent less than Limits::first_hand_guard ago.
+  bool guarded(const Entry& e, TimePoint now) const;
   // Makes room for `cost` more bytes (and, if `new_entry`, one more record)
   // from `sender` (nullptr: local). False when nothing may be evicted for it.
   bool make_room(std::size_t cost, const Mac* sender, bool new_entry, TimePoint now);

@@ -375,6 +375,47 @@ TEST_F(EngineFixture, APrimaryStopsSyncingARecordItsSecondaryNoLongerSendsIt) {
   EXPECT_EQ(data_of(mac_of(5), 64), "new");
 }
 
+// CI at 18e71d9: a secondary that moved to us from primary 3 left it a
+// first-hand copy, which 3 syncs us every period. The secondary pushes its
+// update to us just after our tick and 3's sync lands just after that, so
+// every tick found 3's stale copy here (synced, not ours to sync) and 3 never
+// got the update until its copy was demoted, 30 s later. The source's own
+// word now holds against synced copies for a while (StoreLimits).
+TEST_F(EngineFixture, AStaleCopyFromAnotherPrimaryDoesNotDisplaceTheSourcesOwn) {
+  make(wire::Mode::Primary);
+  std::uint16_t id = 1;
+  for (int period = 0; period < 5; ++period) {
+    TimePoint t = T0 + 1s * period;
+    announce(3, t);
+    packet(5, push_packet(id, 0, {{mac_of(5), 64, 0, bytes("update")}}), t + 838ms);
+    txend(5, id, 1, t + 838ms);
+    ++id;
+    packet(3, push_packet(id, 0, {{mac_of(3), 64, 0, bytes("B's own")}, {mac_of(5), 64, 0, bytes("stale")}}),
+           t + 851ms);
+    txend(3, id, 1, t + 851ms);
+    ++id;
+    EXPECT_EQ(data_of(mac_of(5), 64), "update") << "period " << period;
+    fx.pushes.clear();
+    engine->on_sync_tick(t + 1837ms);
+    std::vector<std::string> to_3;
+    for (auto& push : fx.pushes) {
+      if (push.kind != PushKind::Sync || push.to.mac != mac_of(3)) continue;
+      for (auto& pk : push.packets) {
+        auto d = wire::decode(pk);
+        if (auto* p = std::get_if<wire::PushData>(&d.packet))
+          for (auto& r : p->records)
+            if (r.source == mac_of(5)) to_3.emplace_back(r.data.begin(), r.data.end());
+      }
+    }
+    EXPECT_EQ(to_3, (std::vector<std::string>{"update"})) << "tick of period " << period;
+  }
+  // Once the source has not sent it for the guard (20 s here), the other
+  // primary's copy is taken again: ours may be the stale one then.
+  packet(3, push_packet(id, 0, {{mac_of(5), 64, 0, bytes("moved on")}}), T0 + 25s);
+  txend(3, id, 1, T0 + 25s);
+  EXPECT_EQ(data_of(mac_of(5), 64), "moved on");
+}
+
 // A restarted primary learns the others only as they announce or re-form
 // their sessions; what reached it first-hand meanwhile goes to each as it is
 // heard. A flood of new addresses gets a few such pushes a period.

@@ -37,6 +37,7 @@
 // backoff seeds, transaction ids) comes from the Sim's one generator, seeded
 // from SimConfig::seed. ALFRED_SIM_TRACE=1 prints every node's log lines
 // with the virtual time.
+#include <algorithm>
 #include <bitset>
 #include <cstdio>
 #include <cstdlib>
@@ -102,6 +103,7 @@ inline EngineConfig daemon_engine_config(const NodeOptions& o, Duration period) 
   c.bat_iface = o.bat_iface;
   c.prompt_sync_delay = o.prompt ? *o.prompt : std::min<Duration>(period / 4, std::chrono::milliseconds(100));
   c.first_hand_hold = std::max<Duration>(3 * period, std::chrono::seconds(30));
+  c.store.first_hand_guard = std::clamp<Duration>(2 * period, std::chrono::seconds(1), c.first_hand_hold);
   double seconds = std::max(std::chrono::duration<double>(period).count(), 0.0);
   c.sync_budget_bytes = std::max<std::size_t>(16u << 20, static_cast<std::size_t>(seconds * (4u << 20)));
   return c;

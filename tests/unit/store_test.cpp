@@ -133,8 +133,50 @@ TEST(StoreRemote, LevelFollowsTheLatestSender) {
   EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
   EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kA, at(1)).changed);
   EXPECT_EQ(st.source_of(kA, 64), Source::FirstHand);
-  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kC, at(2)).changed);
+  // Another primary's word is taken once the source's own has aged past the
+  // guard (see StoreRemote.AFreshFirstHandCopyBeatsASyncedOne).
+  EXPECT_FALSE(st.apply_remote(rec(kA, 64, {1}), kC, at(21)).changed);
   EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+}
+
+// What the source itself sent us lately is not overwritten by what another
+// primary syncs us: it can only be as fresh, or stale (a copy the source
+// left at its previous primary). Without it two primaries traded such a
+// stale copy every period until it was demoted (CI at 18e71d9).
+TEST(StoreRemote, AFreshFirstHandCopyBeatsASyncedOne) {
+  Store::Limits l;
+  l.first_hand_guard = seconds(2);
+  Store st(l);
+  st.apply_remote(rec(kA, 64, {2}), kA, at(10));  // the source's fresh word
+  auto stale = st.apply_remote(rec(kA, 64, {1}), kB, at(11));
+  EXPECT_FALSE(stale.applied);
+  EXPECT_FALSE(stale.changed);
+  EXPECT_EQ(st.find(kA, 64)->data, Bytes{2});
+  EXPECT_EQ(st.source_of(kA, 64), Source::FirstHand);
+  EXPECT_FALSE(st.has_sender(kB));
+  // Nor by a refresh: the same keeps it as it is (first-hand, heard at 10),
+  // another is not wanted.
+  std::uint64_t mine = st.find(kA, 64)->digest;
+  EXPECT_EQ(st.refresh(64, kA, mine, kB, at(11)), Store::Refresh::Kept);
+  EXPECT_EQ(st.source_of(kA, 64), Source::FirstHand);
+  EXPECT_FALSE(st.has_sender(kB));
+  EXPECT_EQ(st.refresh(64, kA, mine ^ 1, kB, at(11)), Store::Refresh::FirstHand);
+  // The source itself always gets through.
+  EXPECT_TRUE(st.apply_remote(rec(kA, 64, {3}), kA, at(11)).changed);
+  // Two seconds without its word, ours may be the stale copy: the other
+  // primary's is taken, and ours is no longer first-hand (no longer synced
+  // on by us).
+  EXPECT_TRUE(st.apply_remote(rec(kA, 64, {4}), kB, at(13)).changed);
+  EXPECT_EQ(st.find(kA, 64)->data, Bytes{4});
+  EXPECT_EQ(st.source_of(kA, 64), Source::Synced);
+  // A synced copy guards nothing.
+  EXPECT_TRUE(st.apply_remote(rec(kA, 64, {5}), kC, at(13)).changed);
+  // Zero turns the guard off.
+  Store::Limits off;
+  off.first_hand_guard = seconds(0);
+  Store plain(off);
+  plain.apply_remote(rec(kA, 64, {2}), kA, at(10));
+  EXPECT_TRUE(plain.apply_remote(rec(kA, 64, {1}), kB, at(10)).changed);
 }
 
 // A first-hand record its source stopped sending us (the secondary moved to
@@ -170,7 +212,7 @@ TEST(StoreRemote, ChangeDetection) {
   EXPECT_TRUE(version.applied);
   EXPECT_FALSE(version.changed);
   EXPECT_EQ(st.find(kA, 64)->version, 3);
-  auto payload = st.apply_remote(rec(kA, 64, {2, 1}, 3), kB, at(3));
+  auto payload = st.apply_remote(rec(kA, 64, {2, 1}, 3), kB, at(30));
   EXPECT_TRUE(payload.applied);
   EXPECT_TRUE(payload.changed);
   EXPECT_EQ(st.find(kA, 64)->data, (Bytes{2, 1}));
@@ -364,7 +406,7 @@ TEST(StorePayloadBytes, Accounting) {
   EXPECT_EQ(st.payload_bytes(), 16u);
   st.set_local(rec(kA, 64, Bytes(4, 2)), at(1));  // replaced, shrinks
   EXPECT_EQ(st.payload_bytes(), 10u);
-  st.apply_remote(rec(kB, 64, Bytes(100, 2)), kC, at(1));  // replaced, grows
+  st.apply_remote(rec(kB, 64, Bytes(100, 2)), kB, at(1));  // replaced, grows
   EXPECT_EQ(st.payload_bytes(), 104u);
   st.apply_remote(rec(kA, 64, Bytes(50, 3)), kA, at(1));  // refused: local
   EXPECT_EQ(st.payload_bytes(), 104u);
