@@ -498,18 +498,35 @@ void UnixServer::remove(ClientId id) {
 }
 
 bool UnixServer::evict_one() {
-  // The client that moved least recently among those sending their message
-  // and those writing an answer: a silent one, or one that stopped reading.
-  std::shared_ptr<Client> victim;
+  // In this order: an answer whose reader has not moved for reply_evict_idle
+  // (it stopped reading), then the client sending its message longest (a
+  // silent one: an honest client sends its message at once), then the
+  // answer that moved least recently. Least recent progress alone cut off a
+  // reader in mid-answer when a flood of silent clients arrived while the
+  // loop was busy accepting them: its answer had not moved for a few tens
+  // of milliseconds, and every silent client was newer (CI, ASan, the
+  // hostile lab's phase 3: 5 of 40 records).
+  TimePoint now = Clock::now();
+  std::shared_ptr<Client> stalled, silent, writer;
+  auto older = [](const std::shared_ptr<Client>& a, const std::shared_ptr<Client>& b) {
+    return !b || a->last_progress() < b->last_progress();
+  };
   for (auto& [id, c] : clients_) {
     auto s = c->state();
-    if (s != Client::State::Reading && s != Client::State::Writing) continue;
-    if (!victim || c->last_progress() < victim->last_progress()) victim = c;
+    if (s == Client::State::Reading) {
+      if (older(c, silent)) silent = c;
+    } else if (s == Client::State::Writing) {
+      if (now - c->last_progress() >= limits_.reply_evict_idle) {
+        if (older(c, stalled)) stalled = c;
+      } else if (older(c, writer)) {
+        writer = c;
+      }
+    }
   }
+  std::shared_ptr<Client> victim = stalled ? stalled : silent ? silent : writer;
   if (!victim) return false;
   ++stats_.evicted;
-  auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
-                                                                    victim->last_progress());
+  auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - victim->last_progress());
   net::log_verbose(std::string("unix client table full: dropping a client that ") +
                    (victim->state() == Client::State::Reading ? "is sending its message"
                                                               : "is reading its answer") +

@@ -21,11 +21,12 @@
 namespace alfred::ipc {
 
 struct UnixServerLimits {
-  // Listeners count toward it. When full, the client whose last progress
-  // (a byte received or sent) is oldest is dropped to make room, among the
-  // clients still sending their message and those writing an answer;
-  // listeners and clients waiting for a forwarded answer (the engine's
-  // transaction timeout ends those) are never evicted.
+  // Listeners count toward it. When full, one client is dropped to make
+  // room: an answer whose reader has not moved for reply_evict_idle, else
+  // the client sending its message longest, else the answer that moved
+  // least recently (progress: a byte received or sent). Listeners and
+  // clients waiting for a forwarded answer (the engine's transaction
+  // timeout ends those) are never evicted.
   std::size_t max_clients = 512;
   std::chrono::milliseconds message_timeout{10000};  // from accept to a complete message
   // An answer that makes no progress for this long (the client stopped

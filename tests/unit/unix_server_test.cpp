@@ -265,6 +265,7 @@ TEST_F(ServerFixture, TrickleReaderIsClosedAtTheReplyDeadline) {
 TEST_F(ServerFixture, FullTableEvictsTheClientIdleLongestButNoListener) {
   UnixServerLimits l;
   l.max_clients = 3;
+  l.reply_evict_idle = 100ms;
   start(l, "evict");
   answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
   int listener = connect_client(path);
@@ -276,7 +277,7 @@ TEST_F(ServerFixture, FullTableEvictsTheClientIdleLongestButNoListener) {
   int silent = connect_client(path);
   run_for(100ms);
   ASSERT_EQ(server->client_count(), 3u);
-  // A fourth: the stalled writer moved last longest ago.
+  // A fourth: the stalled writer (not moved for reply_evict_idle) first.
   int fourth = connect_client(path);
   ASSERT_TRUE(run_until([&] { return server->stats().evicted == 1; }, 1000ms));
   EXPECT_NE(drain(stalled), "open");
@@ -290,6 +291,34 @@ TEST_F(ServerFixture, FullTableEvictsTheClientIdleLongestButNoListener) {
   EXPECT_EQ(server->listener_count(), 1u);
   EXPECT_EQ(server->client_count(), 3u);
   for (int fd : {listener, stalled, silent, fourth, fifth}) ::close(fd);
+}
+
+// An answer that paused for less than reply_evict_idle (a loop busy
+// accepting a flood) is not cut off for clients that connect after it and
+// send nothing: they go first, oldest first, and the reader gets all of its
+// answer (CI, ASan, the hostile lab's phase 3: 5 of 40 records).
+TEST_F(ServerFixture, FullTableEvictsSilentClientsBeforeAReaderThatPaused) {
+  UnixServerLimits l;
+  l.max_clients = 3;
+  l.reply_evict_idle = 10000ms;
+  start(l, "evictsilent");
+  answer = records_of_sizes(std::vector<std::size_t>(40, 50000));
+  int reader = connect_client(path, 4096);
+  send_all(reader, request_bytes(5));
+  run_for(100ms);  // it reads nothing yet: its answer has not moved since
+  int silent1 = connect_client(path);
+  run_for(50ms);
+  int silent2 = connect_client(path);
+  run_for(50ms);
+  ASSERT_EQ(server->client_count(), 3u);
+  int fourth = connect_client(path);
+  ASSERT_TRUE(run_until([&] { return server->stats().evicted == 1; }, 1000ms));
+  EXPECT_NE(drain(silent1), "open") << "the silent client first heard first";
+  EXPECT_EQ(drain(silent2), "open");
+  std::vector<std::uint8_t> got;
+  ASSERT_TRUE(read_to_eof(reader, got, 3000ms));
+  EXPECT_EQ(got, expected_answer(answer, 5));
+  for (int fd : {reader, silent1, silent2, fourth}) ::close(fd);
 }
 
 // Each answer keeps a list of its records while it is written: what clients
