@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "fake_effects.hpp"
 
@@ -62,6 +63,19 @@ struct EngineFixture : ::testing::Test {
   void announce(int from, TimePoint now = T0) { packet(from, wire::encode(wire::AnnouncePrimary{}), now); }
   void txend(int from, std::uint16_t id, std::uint16_t count, TimePoint now = T0) {
     packet(from, wire::encode(wire::TxEnd{id, count}), now);
+  }
+  // The records in the periodic syncs recorded so far, to `to` if given.
+  std::vector<Record> synced_records(std::optional<Mac> to = std::nullopt) {
+    std::vector<Record> out;
+    for (auto& push : fx.pushes) {
+      if (push.kind != PushKind::Sync || (to && push.to.mac != *to)) continue;
+      for (auto& pk : push.packets) {
+        auto d = wire::decode(pk);
+        if (auto* p = std::get_if<wire::PushData>(&d.packet))
+          for (auto& r : p->records) out.push_back({r.source, r.type, r.version, {r.data.begin(), r.data.end()}});
+      }
+    }
+    return out;
   }
   std::string data_of(const Mac& m, std::uint8_t type) {
     const Record* r = engine->store().find(m, type);
@@ -342,14 +356,7 @@ TEST_F(EngineFixture, APrimaryStopsSyncingARecordItsSecondaryNoLongerSendsIt) {
   txend(5, 1, 1);
   auto synced_sources = [&] {
     std::vector<Mac> sources;
-    for (auto& push : fx.pushes) {
-      if (push.kind != PushKind::Sync) continue;
-      for (auto& pk : push.packets) {
-        auto d = wire::decode(pk);
-        if (auto* p = std::get_if<wire::PushData>(&d.packet))
-          for (auto& r : p->records) sources.push_back(r.source);
-      }
-    }
+    for (auto& r : synced_records()) sources.push_back(r.source);
     return sources;
   };
   // The secondary keeps pushing for a while, then moves on.
@@ -398,15 +405,8 @@ TEST_F(EngineFixture, AStaleCopyFromAnotherPrimaryDoesNotDisplaceTheSourcesOwn) 
     fx.pushes.clear();
     engine->on_sync_tick(t + 1837ms);
     std::vector<std::string> to_3;
-    for (auto& push : fx.pushes) {
-      if (push.kind != PushKind::Sync || push.to.mac != mac_of(3)) continue;
-      for (auto& pk : push.packets) {
-        auto d = wire::decode(pk);
-        if (auto* p = std::get_if<wire::PushData>(&d.packet))
-          for (auto& r : p->records)
-            if (r.source == mac_of(5)) to_3.emplace_back(r.data.begin(), r.data.end());
-      }
-    }
+    for (auto& r : synced_records(mac_of(3)))
+      if (r.source == mac_of(5)) to_3.emplace_back(r.data.begin(), r.data.end());
     EXPECT_EQ(to_3, (std::vector<std::string>{"update"})) << "tick of period " << period;
   }
   // Once the source has not sent it for the guard (20 s here), the other
