@@ -353,6 +353,18 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
              " ms, " + std::to_string(info.tcpi_backoff) + " retransmissions");
       return;
     }
+    if (kind_ == Kind::Inbound && bytes_in_ == 0 && now - opened_ >= t_.limits_.silent_timeout) {
+      // Held open without a byte: a slot taken from peers with data. Such a
+      // connection can also be accepted long after its opener went away (a
+      // full accept queue leaves it half open while the kernel resends its
+      // SYN-ACK), and should not then wait out the idle timeout as well.
+      close("sent nothing within " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                               t_.limits_.silent_timeout)
+                               .count()) +
+            " s of connecting");
+      return;
+    }
     if (responder_.active()) {
       switch (responder_.on_timer(now)) {
         case link::SessionResponder::Tick::Dead:
@@ -503,6 +515,16 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       }
       t_.cb_.deliver(from, packet);
       if (closed_) return;
+      // A request the engine did not answer (its reply budget spent, or we
+      // are no primary) leaves this 2016-style connection nothing to do:
+      // its requester waits for an answer or the end of the stream. Ended
+      // now, it frees its slot at once instead of at the idle timeout, so
+      // a flood of requests holds no more connections than it gets answers.
+      if (!responder_.active() && type == static_cast<std::uint8_t>(wire::Type::Request) &&
+          !job_ && replies_.empty() && out_.empty() && !writing_) {
+        close("request not answered");
+        return;
+      }
       // On a session, a transaction the engine finished is confirmed, so
       // the opener can forget it.
       if (responder_.active() && type == static_cast<std::uint8_t>(wire::Type::StatusTxEnd) &&

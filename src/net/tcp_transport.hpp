@@ -53,6 +53,9 @@ struct TcpLimits {
   std::size_t max_pushes_per_peer = 2;
   std::chrono::milliseconds idle_timeout{30000};     // nothing moved either way
   std::chrono::milliseconds partial_timeout{10000};  // a packet begun but not finished
+  // An accepted connection that sent nothing: every honest opener (ours,
+  // the 2016 proposal's) writes its first packet as soon as it connects.
+  std::chrono::milliseconds silent_timeout{10000};
   std::chrono::milliseconds stall_timeout{10000};    // data to send, peer not reading
   std::chrono::seconds udp_only_for{300};  // after a refusal (no TCP there)
   // After connects that went unanswered: a peer cut off for a while (an
