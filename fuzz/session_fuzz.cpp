@@ -10,14 +10,20 @@
 //  10 the peer answers our hello, offering delta sync
 //  11 the peer wants some of the records of the last full sync
 //  12 the responder's engine wants what the last refresh named
+//  13 responder: a packed frame of arbitrary bytes (u8 length + bytes)
+//  14 responder: a packed frame of arbitrary bytes deflated (u16 length + bytes)
 // Checked: the link's queue never exceeds its limits, whatever the peer says
 // or how often sessions break; every transaction handed to it is written,
 // acknowledged, superseded, dropped with a log line, or handed to UDP or the
 // 2016 path, never lost silently while it is still queued; the responder's
 // queue stays bounded, with one want at most; delta sync's baseline never
 // holds a record that was not sent (full syncs and the pushes between them
-// join it once acknowledged); nothing crashes or leaks (ASan,
+// join it once acknowledged); a packed frame inflates to one push-data
+// packet within its bounds or is refused with a reason; the link packs only
+// push data, for a peer that offered it; nothing crashes or leaks (ASan,
 // UBSan, leaks).
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +34,7 @@
 #include "fuzz_support.hpp"
 #include "link/session_link.hpp"
 #include "link/session_responder.hpp"
+#include "wire/packed_frame.hpp"
 #include "wire/session_frames.hpp"
 
 using namespace alfred;
@@ -55,7 +62,13 @@ wire::PushEncoder make_tx(std::uint16_t id, std::size_t records) {
     auto r = std::make_shared<Record>();
     r->source = Mac{0x02, 0, 0, 0, 0, static_cast<std::uint8_t>(i + 1)};
     r->type = 64;
-    r->data.assign(1 + (i * 997) % 3000, static_cast<std::uint8_t>(i));
+    // Hex digits at random: about 2x with deflate, so packing engages.
+    r->data.resize(1 + (i * 997) % 3000);
+    std::uint32_t x = static_cast<std::uint32_t>(i) * 2654435761u + 1;
+    for (auto& b : r->data) {
+      x = x * 1103515245u + 12345u;
+      b = static_cast<std::uint8_t>("0123456789abcdef"[x >> 28]);
+    }
     snap.push_back(r);
   }
   return wire::PushEncoder(std::move(snap), id, false);
@@ -80,7 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t last_full = 0, largest_sent = 0;
   int steps = 0;
   while (in.left() > 0 && ++steps < 4000) {
-    switch (in.u8() % 13) {
+    const int op = in.u8() % 15;
+    switch (op) {
       case 0: {
         std::uint16_t id = in.u16();
         std::size_t n = in.u8() % 40;
@@ -123,6 +137,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         int packets = 0;
         while (packets < 10000 && link.next_packet(out, now)) {
           FUZZ_CHECK(out.size() >= wire::kTlvSize && out.size() <= wire::kMaxPacket);
+          if (out[0] == static_cast<std::uint8_t>(wire::SessionType::Packed)) {
+            FUZZ_CHECK(link.packed());
+            std::vector<std::uint8_t> inner;
+            std::string error;
+            FUZZ_CHECK(wire::unpack(std::span<const std::uint8_t>(out).subspan(wire::kTlvSize), inner, error));
+            FUZZ_CHECK(inner[0] == static_cast<std::uint8_t>(wire::Type::PushData));
+          }
           ++packets;
         }
         break;
@@ -149,6 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         wire::SessionHello h;
         h.answer = true;
         h.delta = true;
+        h.packed = true;
         std::string error;
         if (!link.on_packet(wire::encode(h), now, error)) link.closed(link::CloseCause::Failed, error, now);
         break;
@@ -163,6 +185,39 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           FUZZ_CHECK(!error.empty());
           link.closed(link::CloseCause::Failed, "bad session: " + error, now);
         }
+        break;
+      }
+      case 13:
+      case 14: {
+        std::vector<std::uint8_t> body;
+        if (op == 13) {
+          auto b = in.bytes(in.u8());
+          body.assign(b.begin(), b.end());
+        } else {
+          auto raw = in.bytes(in.u16());
+          uLongf n = compressBound(static_cast<uLong>(raw.size()));
+          body.resize(n);
+          if (compress2(body.data(), &n, raw.data(), static_cast<uLong>(raw.size()), 1) != Z_OK) break;
+          body.resize(n);
+        }
+        if (body.empty() || body.size() > wire::kMaxTlvLength) break;
+        std::vector<std::uint8_t> frame = {0xcd, 0, static_cast<std::uint8_t>(body.size() >> 8),
+                                           static_cast<std::uint8_t>(body.size() & 0xff)};
+        frame.insert(frame.end(), body.begin(), body.end());
+        std::string error;
+        bool was_packed = responder.packed();
+        if (!responder.on_frame(frame, responder_first, now, error)) {
+          FUZZ_CHECK(!error.empty());
+          FUZZ_CHECK(responder.take_unpacked().empty());
+        } else {
+          FUZZ_CHECK(was_packed);
+          auto inner = responder.take_unpacked();
+          FUZZ_CHECK(inner.size() >= wire::kPushHeaderSize);
+          FUZZ_CHECK(inner.size() <= std::min(wire::kMaxPacket, body.size() * wire::kMaxPackRatio));
+          FUZZ_CHECK(inner[0] == static_cast<std::uint8_t>(wire::Type::PushData));
+          FUZZ_CHECK(inner.size() == wire::kTlvSize + (inner[2] << 8 | inner[3]));
+        }
+        responder_first = false;
         break;
       }
       case 12: {

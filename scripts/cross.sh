@@ -42,11 +42,20 @@ qemu_of() {
   case $1 in armhf) echo qemu-arm ;; *) echo "qemu-$1" ;; esac
 }
 
-# The libraries CMakeLists.txt finds (libnl, libcap, GoogleTest) for the
+# The libraries CMakeLists.txt finds (libnl, libcap, zlib, GoogleTest) for the
 # target, and libstdc++6 to run its programs under qemu with the multiarch
 # libc6:<arch> (see cmake/toolchains/debian-cross.cmake); libasio-dev is
 # headers only (Architecture: all).
 TARGET_PKGS="libnl-3-dev libnl-genl-3-dev libcap-dev libgtest-dev libgmock-dev libstdc++6"
+
+# zlib: the target's library only, zlib1g:<arch> (Multi-Arch: same, so of
+# the very version the build machine runs, which scripts/install-deps.sh pins
+# its zlib1g-dev to). zlib1g-dev:<arch> would pull in libc6-dev:<arch> and
+# linux-libc-dev:<arch>, whose bookworm versions differ from the build
+# machine's updated ones; the cross compilers find the build machine's
+# zlib.h, which is the same for every architecture, and CMakeLists.txt links
+# the target's libz.so.1 (ALFRED_ZLIB_LIBRARY).
+zlib_version=$(dpkg-query -W -f='${Version}' "zlib1g:$(dpkg --print-architecture)" 2>/dev/null || true)
 
 deps() {
   local arch t pkgs=() missing=() add=() p
@@ -54,10 +63,15 @@ deps() {
     t=$(triplet "$arch")
     pkgs+=(g++-"$t")
     for p in $TARGET_PKGS; do pkgs+=("$p:$arch"); done
+    pkgs+=("zlib1g:$arch${zlib_version:+=$zlib_version}")
   done
   pkgs+=(qemu-user libasio-dev cmake pkg-config python3)
   for p in "${pkgs[@]}"; do
-    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" = "ii " ] || missing+=("$p")
+    local name=${p%%=*}
+    if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$name" 2>/dev/null)" != "ii " ] ||
+      { [ "$name" != "$p" ] && [ "$(dpkg-query -W -f='${Version}' "$name")" != "${p#*=}" ]; }; then
+      missing+=("$p")
+    fi
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then

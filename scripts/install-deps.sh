@@ -8,9 +8,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
+# zlib's headers of the very zlib this machine runs, not the newest: the
+# cross builds need zlib1g-dev:<arch> of the same version (Multi-Arch:
+# same), and bookworm-security's update of it exists for amd64 and armhf
+# only (see scripts/cross.sh).
+zlib_version=$(dpkg-query -W -f='${Version}' "zlib1g:$(dpkg --print-architecture)")
 apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config \
-  libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev \
+  libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev "zlib1g-dev=$zlib_version" \
   libgtest-dev libgmock-dev libbenchmark-dev \
   clang libclang-rt-14-dev \
   libgps-dev gpsd gpsd-clients \

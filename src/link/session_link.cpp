@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "wire/packed_frame.hpp"
 #include "wire/session_frames.hpp"
 
 namespace alfred::link {
@@ -359,7 +360,9 @@ void SessionLink::connected(TimePoint now, bool primary) {
   wire::SessionHello hello;
   hello.primary = primary;
   hello.delta = limits_.delta;
+  hello.packed = limits_.packed;
   reset_delta();
+  packed_peer_ = false;
   hello.keepalive_seconds = static_cast<std::uint16_t>(
       std::chrono::duration_cast<std::chrono::seconds>(limits_.keepalive_every).count());
   control_.push_back(wire::encode(hello));
@@ -395,6 +398,7 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
       state_since_ = now;
       spoke_sessions_ = true;
       delta_peer_ = limits_.delta && f->hello.delta;
+      packed_peer_ = limits_.packed && f->hello.packed;
       reform_ = false;
       failed_reconnects_ = 0;
       if (degraded_) ev_.log("session back after reconnects failed: UDP copies end");
@@ -434,6 +438,9 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
         return false;
       }
       return on_want(f->want, now, error);
+    case wire::SessionType::Packed:
+      error = "a packed frame from the acceptor";
+      return false;
   }
   return true;
 }
@@ -441,6 +448,7 @@ bool SessionLink::on_packet(std::span<const std::uint8_t> packet, TimePoint now,
 void SessionLink::closed(CloseCause cause, std::string_view why, TimePoint now) {
   // What the peer holds is known again only from a new full sync.
   reset_delta();
+  packed_peer_ = false;
   switch (state_) {
     case SessionState::Idle:
     case SessionState::Backoff:
@@ -593,14 +601,22 @@ bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
       current_ = std::move(outgoing_.front());
       outgoing_.pop_front();
       ++current_->sends;
+      pack_before_ = pack_stats_;
       if (ev_.logging())
         ev_.log("push of " + std::to_string(current_->tx.total_size()) + " bytes (transaction " +
                 std::to_string(current_->tx.tx_id()) + (current_->full ? ", full sync" : "") + ")");
     }
     if (current_->tx.next(out)) {
+      if (packed_peer_) maybe_pack(out);
       last_tx_ = now;
       return true;
     }
+    if (pack_stats_.packed != pack_before_.packed && ev_.logging())
+      ev_.log("transaction " + std::to_string(current_->tx.tx_id()) + ": " +
+              std::to_string(pack_stats_.packed - pack_before_.packed) + " of " +
+              std::to_string(pack_stats_.packets - pack_before_.packets) + " packet(s) packed, " +
+              std::to_string(pack_stats_.bytes_in - pack_before_.bytes_in) + " -> " +
+              std::to_string(pack_stats_.bytes_out - pack_before_.bytes_out) + " bytes");
     // Written through its txend; it stays until the peer confirms it. One
     // that had no packet at all has nothing to confirm.
     if (current_->tx.packets_sent() > 0 || current_->tx.record_count() > 0) {
@@ -609,6 +625,18 @@ bool SessionLink::next_packet(std::vector<std::uint8_t>& out, TimePoint now) {
     }
     current_.reset();
   }
+}
+
+void SessionLink::maybe_pack(std::vector<std::uint8_t>& out) {
+  if (out.empty() || out[0] != static_cast<std::uint8_t>(wire::Type::PushData)) return;
+  ++pack_stats_.packets;
+  std::size_t before = out.size();
+  auto r = wire::pack(out, out);
+  if (r == wire::PackResult::Precompressed) ++pack_stats_.precompressed;
+  if (r != wire::PackResult::Packed) return;
+  ++pack_stats_.packed;
+  pack_stats_.bytes_in += before;
+  pack_stats_.bytes_out += out.size();
 }
 
 void SessionLink::prune(TimePoint now) {

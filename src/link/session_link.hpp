@@ -101,6 +101,10 @@ struct SessionLimits {
   // acknowledged, and names the others in a refresh, which keeps them alive
   // there as a resend would. Off: every full sync is sent whole, as upstream.
   bool delta = true;
+  // Compression, offered in our hello (and, as the acceptor, in our
+  // answer): where both offer it, the opener sends the push-data packets
+  // that deflate well as packed frames (wire/packed_frame.hpp).
+  bool packed = true;
 };
 
 enum class SessionState { Idle, Connecting, Hello, Up, Backoff };
@@ -186,6 +190,16 @@ class SessionLink {
     std::uint64_t wanted = 0;       // records sent again for a want
   };
   const DeltaStats& delta_stats() const { return delta_stats_; }
+  // Compression: whether the peer takes packed frames, and what went.
+  bool packed() const { return packed_peer_; }
+  struct PackStats {
+    std::uint64_t packets = 0;        // push-data packets written on a packing session
+    std::uint64_t packed = 0;         // of them, sent as packed frames
+    std::uint64_t bytes_in = 0;       // what those packed ones were
+    std::uint64_t bytes_out = 0;      // and what they became
+    std::uint64_t precompressed = 0;  // left as they were: compressed already
+  };
+  const PackStats& pack_stats() const { return pack_stats_; }
 
  private:
   struct Item {
@@ -282,6 +296,11 @@ class SessionLink {
   std::shared_ptr<const Snapshot> last_full_;
   int wants_allowed_ = 0;  // one want per refresh frame of the last delta
   DeltaStats delta_stats_;
+  bool packed_peer_ = false;
+  PackStats pack_stats_;
+  PackStats pack_before_;  // when the transaction being written started
+  // Packs a push-data packet `out` where the peer takes it and it pays off.
+  void maybe_pack(std::vector<std::uint8_t>& out);
 };
 
 }  // namespace alfred::link

@@ -1,5 +1,6 @@
 #include "link/session_responder.hpp"
 
+#include "wire/packed_frame.hpp"
 #include "wire/session_frames.hpp"
 
 namespace alfred::link {
@@ -8,6 +9,7 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
                                 TimePoint now, std::string& error) {
   last_rx_ = now;
   refresh_.clear();
+  unpacked_.clear();
   auto f = wire::decode_session(frame, error);
   if (!f) return false;
   if (f->type == wire::SessionType::Hello) {
@@ -22,10 +24,12 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
     active_ = true;
     peer_primary_ = f->hello.primary;
     delta_ = limits_.delta && f->hello.delta;
+    packed_ = limits_.packed && f->hello.packed;
     last_tx_ = last_used_ = now;
     wire::SessionHello answer;
     answer.answer = true;
     answer.delta = delta_;
+    answer.packed = packed_;
     answer.keepalive_seconds = static_cast<std::uint16_t>(
         std::chrono::duration_cast<std::chrono::seconds>(limits_.keepalive_every).count());
     control_.push_back(wire::encode(answer));
@@ -48,6 +52,14 @@ bool SessionResponder::on_frame(std::span<const std::uint8_t> frame, bool first_
         return false;
       }
       refresh_ = std::move(f->refresh);
+      return true;
+    case wire::SessionType::Packed:
+      if (!packed_) {
+        error = "a packed frame on a session without compression";
+        return false;
+      }
+      if (!wire::unpack(f->packed, unpacked_, error)) return false;
+      ++unpacked_frames_;
       return true;
     default:
       return true;  // keepalive

@@ -37,6 +37,12 @@ class SessionResponder {
   bool peer_primary() const { return peer_primary_; }
   // Both hellos offered delta sync: the opener may send refreshes.
   bool delta() const { return delta_; }
+  // Both hellos offered compression: the opener may send packed frames.
+  bool packed() const { return packed_; }
+  // The push-data packet the packed frame on_frame() just took held, to be
+  // taken as if it had come as is; empty after any other frame.
+  std::vector<std::uint8_t> take_unpacked() { return std::move(unpacked_); }
+  std::uint64_t unpacked_frames() const { return unpacked_frames_; }
 
   // The entries of the refresh on_frame() just took, for the engine
   // (Engine::on_refresh); empty after any other frame.
@@ -72,7 +78,10 @@ class SessionResponder {
   bool active_ = false;
   bool peer_primary_ = false;
   bool delta_ = false;
+  bool packed_ = false;
   std::vector<wire::RefreshEntry> refresh_;
+  std::vector<std::uint8_t> unpacked_;
+  std::uint64_t unpacked_frames_ = 0;
   std::deque<std::vector<std::uint8_t>> control_;
   TimePoint last_rx_{}, last_tx_{}, last_used_{};
   std::uint64_t dropped_acks_ = 0, dropped_wants_ = 0;

@@ -510,6 +510,13 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
                         std::to_string(outcome.want.size()) + " wanted");
           responder_.wanted(std::move(outcome.want));
         }
+        if (type == static_cast<std::uint8_t>(wire::SessionType::Packed)) {
+          // A push-data packet, deflated: taken as if it had come as is
+          // (only push data is ever packed, so no txend is among them).
+          auto inner = responder_.take_unpacked();
+          t_.cb_.deliver(from, inner);
+          if (closed_) return;
+        }
         pump();
         return;
       }

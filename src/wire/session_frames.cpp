@@ -10,6 +10,7 @@ constexpr std::uint8_t kMagic[4] = {'A', 'l', 'f', 'S'};
 constexpr std::uint8_t kFlagAnswer = 0x01;
 constexpr std::uint8_t kFlagPrimary = 0x02;
 constexpr std::uint8_t kFlagDelta = 0x04;
+constexpr std::uint8_t kFlagPacked = 0x08;
 
 std::vector<std::uint8_t> frame(SessionType t, std::initializer_list<std::uint8_t> body) {
   // Sized once and filled by index: gcc 12 warns (-Warray-bounds, a false
@@ -50,13 +51,26 @@ RecordKey get_key(const std::uint8_t* p) {
   return k;
 }
 
+// A refresh or a want: whole entries of `size` bytes, at least one.
+template <typename T, typename Read>
+bool decode_list(std::span<const std::uint8_t> body, std::size_t size, const char* what, std::vector<T>& out,
+                 std::string& error, Read read) {
+  if (body.empty() || body.size() % size != 0) {
+    error = std::string("session ") + what + " of " + std::to_string(body.size()) + " bytes";
+    return false;
+  }
+  out.reserve(body.size() / size);
+  for (std::size_t i = 0; i < body.size(); i += size) out.push_back(read(body.data() + i));
+  return true;
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> encode(const SessionHello& h) {
   return frame(SessionType::Hello,
                {kMagic[0], kMagic[1], kMagic[2], kMagic[3], h.version,
                 static_cast<std::uint8_t>((h.answer ? kFlagAnswer : 0) | (h.primary ? kFlagPrimary : 0) |
-                                          (h.delta ? kFlagDelta : 0)),
+                                          (h.delta ? kFlagDelta : 0) | (h.packed ? kFlagPacked : 0)),
                 hi(h.keepalive_seconds),
                 lo(h.keepalive_seconds)});
 }
@@ -122,6 +136,7 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
       f.hello.answer = (body[5] & kFlagAnswer) != 0;
       f.hello.primary = (body[5] & kFlagPrimary) != 0;
       f.hello.delta = (body[5] & kFlagDelta) != 0;
+      f.hello.packed = (body[5] & kFlagPacked) != 0;
       f.hello.keepalive_seconds = be16(body.data() + 6);
       return f;
     case SessionType::Ack:
@@ -135,25 +150,23 @@ std::optional<SessionFrame> decode_session(std::span<const std::uint8_t> bytes, 
     case SessionType::Keepalive:
       return f;
     case SessionType::Refresh:
-      if (body.empty() || body.size() % kRefreshEntrySize != 0) {
-        error = "session refresh of " + std::to_string(body.size()) + " bytes";
+      if (!decode_list(body, kRefreshEntrySize, "refresh", f.refresh, error, [](const std::uint8_t* p) {
+            RefreshEntry e;
+            e.key = get_key(p);
+            for (std::size_t b = 7; b < kRefreshEntrySize; ++b) e.digest = e.digest << 8 | p[b];
+            return e;
+          }))
         return std::nullopt;
-      }
-      f.refresh.reserve(body.size() / kRefreshEntrySize);
-      for (std::size_t i = 0; i < body.size(); i += kRefreshEntrySize) {
-        RefreshEntry e;
-        e.key = get_key(body.data() + i);
-        for (std::size_t b = 7; b < kRefreshEntrySize; ++b) e.digest = e.digest << 8 | body[i + b];
-        f.refresh.push_back(e);
-      }
       return f;
     case SessionType::Want:
-      if (body.empty() || body.size() % kWantEntrySize != 0) {
-        error = "session want of " + std::to_string(body.size()) + " bytes";
+      if (!decode_list(body, kWantEntrySize, "want", f.want, error, get_key)) return std::nullopt;
+      return f;
+    case SessionType::Packed:
+      if (body.empty()) {
+        error = "empty packed frame";
         return std::nullopt;
       }
-      f.want.reserve(body.size() / kWantEntrySize);
-      for (std::size_t i = 0; i < body.size(); i += kWantEntrySize) f.want.push_back(get_key(body.data() + i));
+      f.packed = body;
       return f;
   }
   error = "unknown session frame";

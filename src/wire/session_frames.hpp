@@ -5,7 +5,9 @@
 // sync (both hellos carry its flag) two more: the opener's refresh, which
 // names the records the acceptor already holds from it unchanged (each with
 // its digest) and keeps them alive instead of sending them again, and the
-// acceptor's want, the records of a refresh it does not hold so. They travel
+// acceptor's want, the records of a refresh it does not hold so. With
+// compression (both hellos carry its flag) the opener may send a push-data
+// packet deflated, as a packed frame (wire/packed_frame.hpp). They travel
 // only on TCP and only between peers that both sent a hello: a 2016-framing
 // peer closes the stream on the first one (an unknown type), and upstream's
 // UDP parser never sees them.
@@ -28,15 +30,17 @@ enum class SessionType : std::uint8_t {
   Keepalive = 0xca,
   Refresh = 0xcb,
   Want = 0xcc,
+  Packed = 0xcd,
 };
-constexpr bool is_session_type(std::uint8_t t) { return t >= 0xc8 && t <= 0xcc; }
+constexpr bool is_session_type(std::uint8_t t) { return t >= 0xc8 && t <= 0xcd; }
 // A hello, ack or keepalive is small; a longer one is refused before it is
 // buffered.
 constexpr std::size_t kMaxSessionFrame = 64;
-// A refresh or a want lists records, up to a whole TLV packet of them.
+// A refresh or a want lists records, up to a whole TLV packet of them; a
+// packed frame holds a packet's worth of deflated bytes.
 constexpr bool is_record_list_type(std::uint8_t t) { return t == 0xcb || t == 0xcc; }
 constexpr std::size_t session_frame_limit(std::uint8_t t) {
-  return is_record_list_type(t) ? kMaxPacket : kMaxSessionFrame;
+  return is_record_list_type(t) || t == 0xcd ? kMaxPacket : kMaxSessionFrame;
 }
 // On the wire: type, source MAC, then (refresh only) the 64-bit digest.
 constexpr std::size_t kRefreshEntrySize = 1 + 6 + 8;
@@ -55,6 +59,9 @@ struct SessionHello {
   // The sender takes part in delta sync: the opener sends refreshes, the
   // acceptor answers them. Both must say so.
   bool delta = false;
+  // The sender takes packed frames (deflated push data). The opener packs
+  // only if the acceptor says so too.
+  bool packed = false;
 };
 struct SessionAck {
   std::uint16_t tx_id = 0;
@@ -77,6 +84,8 @@ struct SessionFrame {
   SessionAck ack;
   std::vector<RefreshEntry> refresh;  // Refresh
   std::vector<RecordKey> want;        // Want
+  // Packed: the deflated packet, inflated by wire::unpack (not here).
+  std::span<const std::uint8_t> packed;
 };
 
 std::vector<std::uint8_t> encode(const SessionHello& h);

@@ -20,47 +20,6 @@ namespace alfred::sim {
 namespace {
 
 using namespace std::chrono_literals;
-using Contents = std::map<std::pair<std::uint8_t, Mac>, std::vector<std::uint8_t>>;
-
-Contents contents(SimNode& n) {
-  Contents c;
-  if (!n.running()) return c;
-  for (const auto& r : n.engine().store().snapshot(Source::Synced)) c[{r->type, r->source}] = r->data;
-  return c;
-}
-
-// What every primary must hold from live sources: each running node's own
-// records, as it holds them.
-Contents live(const Mesh& m) {
-  Contents c;
-  for (auto* n : m.all()) {
-    if (!n->running()) continue;
-    for (const auto& r : n->engine().store().snapshot(Source::Local)) c[{r->type, r->source}] = r->data;
-  }
-  return c;
-}
-
-// Every primary holds every live record as its source has it; anything else
-// it holds is a record whose source no longer has it (it restarted), left
-// to expire as full sync leaves it.
-bool primaries_hold(const Mesh& m, std::string* why = nullptr) {
-  Contents want = live(m);
-  for (auto* p : m.primaries) {
-    if (!p->running()) continue;
-    Contents got = contents(*p);
-    for (const auto& [k, v] : want) {
-      auto it = got.find(k);
-      if (it == got.end() || it->second != v) {
-        if (why)
-          *why = "node " + std::to_string(p->id()) + (it == got.end() ? " lacks " : " holds another ") +
-                 "type " + std::to_string(k.first) + " of " + to_string(k.second);
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
 struct Traffic {
   double bytes_per_period = 0;
   std::uint64_t refreshed = 0, changed = 0;

@@ -85,6 +85,7 @@ struct NodeOptions {
   std::optional<Duration> prompt;  // EngineConfig::prompt_sync_delay, if not the daemon's
   bool udp_copies = true;          // SessionLimits::udp_copy_max_bytes as the daemon's, else 0
   bool delta = true;               // SessionLimits::delta
+  bool packed = true;              // SessionLimits::packed
 };
 
 struct SimConfig {
@@ -120,6 +121,7 @@ struct NodeStats {
   std::uint64_t session_pushes = 0;   // transactions handed to a session
   std::uint64_t acks = 0;             // transactions completed on inbound sessions, acknowledged
   std::uint64_t refreshed = 0;        // records kept alive by delta-sync refreshes
+  std::uint64_t unpacked = 0;         // packed frames taken (compression)
   std::uint64_t wanted = 0;           // records asked for again after a refresh
   std::map<Mac, std::uint64_t> acked_from;
   std::uint64_t sessions_up = 0, sessions_down = 0;
@@ -174,6 +176,7 @@ class SimNode final : public Effects {
   std::uint64_t udp_copies() const;
   // Delta sync as the session links this node holds now did it.
   link::SessionLink::DeltaStats delta_stats() const;
+  link::SessionLink::PackStats pack_stats() const;
   std::size_t connections() const { return conns_.size(); }
   bool udp_only(const PeerAddress& peer) const;
   bool legacy(const PeerAddress& peer) const;
@@ -627,6 +630,12 @@ class SimNode::Conn : public std::enable_shared_from_this<SimNode::Conn> {
           n_.stats.wanted += outcome.want.size();
           responder_.wanted(std::move(outcome.want));
         }
+        if (type == static_cast<std::uint8_t>(wire::SessionType::Packed)) {
+          auto inner = responder_.take_unpacked();
+          ++n_.stats.unpacked;
+          n_.deliver(from, inner);
+          if (closed_) return;
+        }
         pump();
         return;
       }
@@ -753,6 +762,7 @@ inline SimNode::SimNode(Sim& sim, int id, NodeOptions options)
     : sim_(sim), id_(id), opts_(std::move(options)), limits_(daemon_tcp_limits(sim.period())) {
   if (!opts_.udp_copies) limits_.session.udp_copy_max_bytes = 0;
   limits_.session.delta = opts_.delta;
+  limits_.session.packed = opts_.packed;
   if (opts_.software != Software::Ours) opts_.tcp = false;
   sweep_phase_ = std::chrono::duration_cast<Duration>(250ms * std::uniform_real_distribution<>(0, 1)(sim_.rng()));
 }
@@ -903,6 +913,19 @@ inline link::SessionLink::DeltaStats SimNode::delta_stats() const {
     d.refreshed += s.refreshed;
     d.refresh_bytes += s.refresh_bytes;
     d.wanted += s.wanted;
+  }
+  return d;
+}
+
+inline link::SessionLink::PackStats SimNode::pack_stats() const {
+  link::SessionLink::PackStats d;
+  for (const auto& [addr, p] : peers_) {
+    const auto& s = p->link.pack_stats();
+    d.packets += s.packets;
+    d.packed += s.packed;
+    d.bytes_in += s.bytes_in;
+    d.bytes_out += s.bytes_out;
+    d.precompressed += s.precompressed;
   }
   return d;
 }

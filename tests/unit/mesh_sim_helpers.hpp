@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -118,6 +119,47 @@ struct Distribution {
            " p99=" + i(quantile(0.99)) + " max=" + i(max()) + " (ms)";
   }
 };
+
+using Contents = std::map<std::pair<std::uint8_t, Mac>, std::vector<std::uint8_t>>;
+
+inline Contents contents(SimNode& n) {
+  Contents c;
+  if (!n.running()) return c;
+  for (const auto& r : n.engine().store().snapshot(Source::Synced)) c[{r->type, r->source}] = r->data;
+  return c;
+}
+
+// What every primary must hold from live sources: each running node's own
+// records, as it holds them.
+inline Contents live(const Mesh& m) {
+  Contents c;
+  for (auto* n : m.all()) {
+    if (!n->running()) continue;
+    for (const auto& r : n->engine().store().snapshot(Source::Local)) c[{r->type, r->source}] = r->data;
+  }
+  return c;
+}
+
+// Every primary holds every live record as its source has it; anything else
+// it holds is a record whose source no longer has it (it restarted), left
+// to expire as full sync leaves it.
+inline bool primaries_hold(const Mesh& m, std::string* why = nullptr) {
+  Contents want = live(m);
+  for (auto* p : m.primaries) {
+    if (!p->running()) continue;
+    Contents got = contents(*p);
+    for (const auto& [k, v] : want) {
+      auto it = got.find(k);
+      if (it == got.end() || it->second != v) {
+        if (why)
+          *why = "node " + std::to_string(p->id()) + (it == got.end() ? " lacks " : " holds another ") +
+                 "type " + std::to_string(k.first) + " of " + to_string(k.second);
+        return false;
+      }
+    }
+  }
+  return true;
+}
 
 inline std::vector<std::uint8_t> value(int v, std::size_t size) {
   std::vector<std::uint8_t> d(size, static_cast<std::uint8_t>(v));
