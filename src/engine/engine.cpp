@@ -278,7 +278,7 @@ void Engine::handle_push(const Route& from, const wire::PushData& push,
     });
       return;
     }
-    tx = transactions_.create(key, now);
+    tx = transactions_.create(key, now, end_of_life(from, now));
     if (!tx) {
       log_limited("push-tx-limit", now, [&] {
       return "dropped push data from " + describe(from) + ": transaction limit reached";
@@ -305,6 +305,10 @@ void Engine::handle_push(const Route& from, const wire::PushData& push,
   finish_if_complete(key, from);
 }
 
+TimePoint Engine::end_of_life(const Route& from, TimePoint now) {
+  return from.stream ? TimePoint::max() : now + TransactionTable::kDatagramLifetime;
+}
+
 void Engine::handle_txend(const Route& from, const wire::TxEnd& end, TimePoint now) {
   TransactionTable::Key key{from.mac, end.tx_id};
   auto* tx = transactions_.find(key);
@@ -316,10 +320,11 @@ void Engine::handle_txend(const Route& from, const wire::TxEnd& end, TimePoint n
       return;
     }
     if (mode_ != wire::Mode::Primary || end.seqno == 0) return;
-    tx = transactions_.create(key, now);
+    tx = transactions_.create(key, now, end_of_life(from, now));
     if (!tx) return;
   }
-  transactions_.touch(*tx, now);
+  // Its first txend only: repeats would hold the transaction open for ever.
+  if (!tx->expected) transactions_.touch(*tx, now);
   tx->expected = end.seqno;
   finish_if_complete(key, from);
 }

@@ -145,6 +145,9 @@ class Engine {
   const Iface* first_active() const;
   void handle_push(const Route& from, const wire::PushData& push,
                    std::span<const std::uint8_t> bytes, TimePoint now);
+  // When a transaction opened by a packet from `from` ends, complete or not
+  // (TransactionTable::kDatagramLifetime for datagrams).
+  static TimePoint end_of_life(const Route& from, TimePoint now);
   void handle_txend(const Route& from, const wire::TxEnd& end, TimePoint now);
   void handle_announce(const Route& from, TimePoint now);
   void handle_request(const Route& from, const wire::Request& req, TimePoint now);

@@ -15,6 +15,10 @@ constexpr std::size_t malloc_chunk(std::size_t n) {
 constexpr std::size_t kPacketNode = 32 + 8 + sizeof(std::vector<std::uint8_t>);
 }  // namespace
 
+TimePoint TransactionTable::deadline_after(TimePoint now, TimePoint end_of_life) {
+  return end_of_life - now <= kTimeout ? end_of_life : now + kTimeout;
+}
+
 std::size_t TransactionTable::packet_cost(std::size_t size) {
   return malloc_chunk(kPacketNode) + (size ? malloc_chunk(size) : 0);
 }
@@ -26,7 +30,8 @@ TransactionTable::Transaction* TransactionTable::find(const Key& key) {
 
 bool TransactionTable::contains(const Key& key) const { return table_.count(key) != 0; }
 
-TransactionTable::Transaction* TransactionTable::create(const Key& key, TimePoint now) {
+TransactionTable::Transaction* TransactionTable::create(const Key& key, TimePoint now,
+                                                       TimePoint end_of_life) {
   if (table_.count(key)) return nullptr;
   if (count_of(key.peer) >= limits_.max_per_peer) return nullptr;
   if (table_.size() >= limits_.max_transactions && !evict_heaviest(key.peer, false)) return nullptr;
@@ -36,9 +41,11 @@ TransactionTable::Transaction* TransactionTable::create(const Key& key, TimePoin
   tx.peer = key.peer;
   tx.id = key.id;
   tx.last_rx = now;
+  tx.end_of_life = end_of_life;
+  tx.deadline = deadline_after(now, end_of_life);
   tx.memory = kTransactionCost;
   memory_ += kTransactionCost;
-  deadlines_.insert({now, key});
+  deadlines_.insert({tx.deadline, key});
   Usage u = usage_[key.peer];
   ++u.count;
   u.memory += kTransactionCost;
@@ -48,16 +55,18 @@ TransactionTable::Transaction* TransactionTable::create(const Key& key, TimePoin
 
 void TransactionTable::touch(Transaction& tx, TimePoint now) {
   if (tx.last_rx == now) return;
-  Key key{tx.peer, tx.id};
-  deadlines_.erase({tx.last_rx, key});
-  deadlines_.insert({now, key});
   tx.last_rx = now;
+  TimePoint next = deadline_after(now, tx.end_of_life);
+  if (next == tx.deadline) return;
+  Key key{tx.peer, tx.id};
+  deadlines_.erase({tx.deadline, key});
+  deadlines_.insert({next, key});
+  tx.deadline = next;
 }
 
 TransactionTable::AddResult TransactionTable::add_packet(Transaction& tx, std::uint16_t seqno,
                                                          std::vector<std::uint8_t> packet,
                                                          TimePoint now) {
-  touch(tx, now);
   if (tx.packets.count(seqno)) return AddResult::Duplicate;
   if (tx.packets.size() >= limits_.max_packets_per_transaction) return AddResult::TooManyPackets;
   std::size_t cost = packet_cost(packet.size());
@@ -71,6 +80,7 @@ TransactionTable::AddResult TransactionTable::add_packet(Transaction& tx, std::u
   u.memory += cost;
   set_usage(tx.peer, u);
   tx.packets.emplace(seqno, std::move(packet));
+  touch(tx, now);
   return AddResult::Added;
 }
 
@@ -128,7 +138,7 @@ void TransactionTable::erase(std::map<Key, Transaction>::iterator it) {
     --next.count;
     set_usage(key.peer, next);
   }
-  deadlines_.erase({it->second.last_rx, key});
+  deadlines_.erase({it->second.deadline, key});
   bytes_ -= it->second.bytes;
   memory_ -= it->second.memory;
   table_.erase(it);
@@ -141,15 +151,15 @@ TransactionTable::Transaction TransactionTable::take(const Key& key) {
   // erase() settles the accounting from what is left in the node.
   it->second.bytes = tx.bytes;
   it->second.memory = tx.memory;
-  it->second.last_rx = tx.last_rx;
+  it->second.deadline = tx.deadline;
   erase(it);
   return tx;
 }
 
 std::vector<TransactionTable::Key> TransactionTable::expired(TimePoint now) const {
   std::vector<Key> out;
-  for (const auto& [last_rx, key] : deadlines_) {
-    if (now - last_rx < kTimeout) break;
+  for (const auto& [deadline, key] : deadlines_) {
+    if (now < deadline) break;
     out.push_back(key);
   }
   return out;
@@ -157,7 +167,7 @@ std::vector<TransactionTable::Key> TransactionTable::expired(TimePoint now) cons
 
 std::optional<TimePoint> TransactionTable::next_deadline() const {
   if (deadlines_.empty()) return std::nullopt;
-  return deadlines_.begin()->first + kTimeout;
+  return deadlines_.begin()->first;
 }
 
 }  // namespace alfred

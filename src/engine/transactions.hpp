@@ -37,6 +37,12 @@ struct TransactionLimits {
 class TransactionTable {
  public:
   static constexpr std::chrono::seconds kTimeout{10};
+  // A transaction by datagrams ends this long after it began, complete or
+  // not: every sender sends its packets in one burst, so only a forger
+  // spreads them out, adding one every few seconds to hold its buffer for
+  // good. Streams need no such bound (their packets come from a connected
+  // peer, one transaction after the other, as fast as the link allows).
+  static constexpr std::chrono::seconds kDatagramLifetime{30};
   using Limits = TransactionLimits;
 
   struct Key {
@@ -52,6 +58,8 @@ class TransactionTable {
     std::optional<std::uint16_t> expected;                       // from the txend
     // Read-only outside the table: touch() keeps the deadline index in step.
     TimePoint last_rx{};
+    TimePoint deadline{};     // last_rx + kTimeout, or end_of_life if sooner
+    TimePoint end_of_life = TimePoint::max();
     std::optional<ClientId> client;  // a unix client waiting for this reply
     std::uint8_t requested_type = 0;
     std::size_t bytes = 0;   // payload of the packets
@@ -79,19 +87,24 @@ class TransactionTable {
   bool contains(const Key& key) const;
   // nullptr when the key exists already or a limit is reached. When the
   // table is full, the oldest transaction of the peer holding the most is
-  // dropped to make room, unless that is the asking peer itself.
-  Transaction* create(const Key& key, TimePoint now);
+  // dropped to make room, unless that is the asking peer itself. It expires
+  // kTimeout after the last packet that added to it, and at `end_of_life`
+  // whatever comes.
+  Transaction* create(const Key& key, TimePoint now, TimePoint end_of_life = TimePoint::max());
 
   enum class AddResult { Added, Duplicate, OverLimit, TooManyPackets };
   AddResult add_packet(Transaction& tx, std::uint16_t seqno, std::vector<std::uint8_t> packet,
                        TimePoint now);
-  // Something arrived for the transaction (a txend): it stays alive.
+  // Something new arrived for the transaction (a packet it lacked, its
+  // first txend): it stays alive, up to its end of life. Repeats do not
+  // count: they would let a forger hold a transaction with one tiny packet
+  // every few seconds.
   void touch(Transaction& tx, TimePoint now);
 
   // Removes and returns a transaction (completed or abandoned).
   Transaction take(const Key& key);
 
-  // Keys of transactions silent for kTimeout, oldest first.
+  // Keys of transactions past their deadline, soonest first.
   std::vector<Key> expired(TimePoint now) const;
   std::optional<TimePoint> next_deadline() const;
 
@@ -112,13 +125,14 @@ class TransactionTable {
   // peer is not `asking` and holds more than it. False if none qualifies.
   bool evict_heaviest(const Mac& asking, bool by_memory);
   void erase(std::map<Key, Transaction>::iterator it);
+  static TimePoint deadline_after(TimePoint now, TimePoint end_of_life);
   // Moves a peer's entry in the heaviest-first indexes after a change.
   void set_usage(const Mac& peer, Usage u);
 
   Limits limits_;
   std::map<Key, Transaction> table_;
   std::map<Mac, Usage> usage_;
-  std::set<std::pair<TimePoint, Key>> deadlines_;           // by last_rx
+  std::set<std::pair<TimePoint, Key>> deadlines_;           // by deadline
   std::set<std::pair<std::size_t, Mac>> by_count_, by_memory_;  // heaviest last
   std::size_t bytes_ = 0;
   std::size_t memory_ = 0;

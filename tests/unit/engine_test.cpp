@@ -129,6 +129,34 @@ TEST_F(EngineFixture, IncompleteTransactionDroppedAfterTimeout) {
   EXPECT_EQ(engine->store().size(), 0u);
 }
 
+TEST_F(EngineFixture, AForgerCannotHoldADatagramTransactionOpen) {
+  // Repeats (the same packet, the same txend) every 9 s keep nothing alive:
+  // the transaction goes 10 s after it opened, and the next repeat opens a
+  // new one. A new packet every 9 s does keep it, up to the datagram
+  // lifetime.
+  make(wire::Mode::Primary);
+  auto p0 = push_packet(5, 0, {{mac_of(2), 64, 0, bytes("x")}});
+  packet(2, p0);
+  txend(2, 5, 100);
+  packet(2, p0, T0 + 9s);
+  txend(2, 5, 100, T0 + 9s);
+  EXPECT_EQ(engine->transactions().next_deadline(), T0 + 10s);
+  engine->on_timer(T0 + 10s);
+  EXPECT_EQ(engine->transactions().size(), 0u);
+  // New packets at 9, 18 and 27 s: gone at 30 s, 3 s after the last.
+  const TimePoint t = T0 + 100s;
+  packet(2, push_packet(6, 0, {{mac_of(2), 64, 0, bytes("x")}}), t);
+  for (std::uint16_t i = 1; i <= 3; ++i) {
+    auto now = t + std::chrono::seconds(9 * i);
+    engine->on_timer(now);
+    ASSERT_EQ(engine->transactions().size(), 1u) << i;
+    packet(2, push_packet(6, i, {{mac_of(2), 64, 0, bytes("x")}}), now);
+  }
+  EXPECT_EQ(engine->transactions().next_deadline(), t + 30s);
+  engine->on_timer(t + 30s);
+  EXPECT_EQ(engine->transactions().size(), 0u);
+}
+
 TEST_F(EngineFixture, SecondaryDropsUnsolicitedPush) {
   make(wire::Mode::Secondary);
   packet(2, push_packet(5, 0, {{mac_of(2), 64, 0, bytes("x")}}));

@@ -330,9 +330,31 @@ TEST(Transactions, PacketsRefreshTheTimer) {
   EXPECT_TRUE(t.expired(at(10)).empty());
   EXPECT_TRUE(t.expired(at(17)).empty());
   EXPECT_EQ(t.expired(at(18)).size(), 1u);
-  // A duplicate still shows the peer is alive.
-  t.add_packet(*tx, 0, Bytes(4), at(15));
-  EXPECT_TRUE(t.expired(at(18)).empty());
+  // A duplicate adds nothing, and so keeps nothing alive: a forger would
+  // hold the transaction with one tiny packet every few seconds.
+  EXPECT_EQ(t.add_packet(*tx, 0, Bytes(4), at(15)), Add::Duplicate);
+  EXPECT_EQ(tx->last_rx, at(8));
+  EXPECT_EQ(t.expired(at(18)).size(), 1u);
+}
+
+TEST(Transactions, ADatagramTransactionEndsAtItsEndOfLifeWhateverArrives) {
+  Table t;
+  auto* tx = t.create({kPeerA, 1}, at(0), at(30));
+  ASSERT_NE(tx, nullptr);
+  // A new packet every 9 s: each would reset the 10 s timeout.
+  for (std::uint16_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(t.add_packet(*tx, i, Bytes(4), at(9 * (i + 1))), Add::Added);
+    EXPECT_EQ(t.next_deadline(), std::min(at(9 * (i + 1) + 10), at(30))) << i;
+  }
+  // The last came at 27 s: its timeout would be 37 s, the end of life is 30.
+  EXPECT_EQ(t.next_deadline(), at(30));
+  EXPECT_TRUE(t.expired(at(30) - milliseconds(1)).empty());
+  EXPECT_EQ(t.expired(at(30)), (std::vector<Table::Key>{{kPeerA, 1}}));
+  // Without an end of life (a stream's), the same packets keep it going.
+  Table s;
+  auto* st = s.create({kPeerA, 1}, at(0));
+  for (std::uint16_t i = 0; i < 3; ++i) EXPECT_EQ(s.add_packet(*st, i, Bytes(4), at(9 * (i + 1))), Add::Added);
+  EXPECT_EQ(s.next_deadline(), at(37));
 }
 
 TEST(Transactions, ExpiredListsOnlyStaleOnes) {
