@@ -47,6 +47,9 @@ qemu_of() {
 # libc6:<arch> (see cmake/toolchains/debian-cross.cmake); libasio-dev is
 # headers only (Architecture: all).
 TARGET_PKGS="libnl-3-dev libnl-genl-3-dev libcap-dev libgtest-dev libgmock-dev libstdc++6"
+# libsodium-dev:<arch> (Multi-Arch: same) depends on libsodium23 alone; it
+# must be the very version the build machine has (scripts/install-deps.sh).
+sodium_version=$(dpkg-query -W -f='${Version}' "libsodium-dev:$(dpkg --print-architecture)" 2>/dev/null || true)
 
 # zlib: the target's library only, zlib1g:<arch> (Multi-Arch: same, so of
 # the very version the build machine runs, which scripts/install-deps.sh pins
@@ -64,6 +67,7 @@ deps() {
     pkgs+=(g++-"$t")
     for p in $TARGET_PKGS; do pkgs+=("$p:$arch"); done
     pkgs+=("zlib1g:$arch${zlib_version:+=$zlib_version}")
+    pkgs+=("libsodium-dev:$arch${sodium_version:+=$sodium_version}")
   done
   pkgs+=(qemu-user libasio-dev cmake pkg-config python3)
   for p in "${pkgs[@]}"; do

@@ -14,7 +14,7 @@
 #                   new) instead of a temporary copy, so a long run can be
 #                   continued by running the same command again
 #
-# Environment: FUZZ_TARGETS="datagram stream ipc session vis gpsd" picks targets; FUZZ_JOBS sets
+# Environment: FUZZ_TARGETS="datagram stream ipc session vis gpsd auth" picks targets; FUZZ_JOBS sets
 # the build parallelism (default nproc); FUZZ_KEEP=1 keeps the work directory.
 #
 # Each target starts from a copy of fuzz/corpus/<target>/ in a temporary
@@ -56,7 +56,7 @@ done
 workers=${workers:-$procs}
 [ "$workers" -ge 1 ] || { echo "fuzz.sh: --workers must be at least 1" >&2; exit 2; }
 
-targets=${FUZZ_TARGETS:-datagram stream ipc session vis gpsd}
+targets=${FUZZ_TARGETS:-datagram stream ipc session vis gpsd auth}
 jobs=${FUZZ_JOBS:-$(nproc)}
 
 for tool in clang clang++; do

@@ -15,7 +15,7 @@ apt-get update
 zlib_version=$(dpkg-query -W -f='${Version}' "zlib1g:$(dpkg --print-architecture)")
 apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config \
-  libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev "zlib1g-dev=$zlib_version" \
+  libasio-dev libnl-3-dev libnl-genl-3-dev libcap-dev "zlib1g-dev=$zlib_version" libsodium-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
   clang libclang-rt-14-dev \
   libgps-dev gpsd gpsd-clients \

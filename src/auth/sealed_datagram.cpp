@@ -1,0 +1,77 @@
+#include "auth/sealed_datagram.hpp"
+
+#include <sodium.h>
+
+#include <cstring>
+
+namespace alfred::auth {
+
+static_assert(kSealedNonce == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+static_assert(kSealedTag == crypto_aead_xchacha20poly1305_ietf_ABYTES);
+static_assert(kKeyBytes == crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+
+std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter,
+                               std::span<const std::uint8_t> packet) {
+  if (packet.size() > kMaxSealed - kSealedOverhead) return {};
+  std::vector<std::uint8_t> out(kSealedOverhead + packet.size());
+  const auto& entry = ring.sending();
+  std::size_t rest = out.size() - 4;
+  out[0] = kSealedType;
+  out[1] = kSealedVersion;
+  out[2] = static_cast<std::uint8_t>(rest >> 8);
+  out[3] = static_cast<std::uint8_t>(rest);
+  std::memcpy(out.data() + 4, entry.key.id().data(), kKeyIdBytes);
+  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<std::uint8_t>(counter >> (56 - 8 * i));
+  std::uint8_t* nonce = out.data() + kSealedHeader;
+  randombytes_buf(nonce, kSealedNonce);
+  unsigned long long written = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kSealedHeader + kSealedNonce, &written,
+                                             packet.data(), packet.size(), out.data(),
+                                             kSealedHeader, nullptr, nonce,
+                                             entry.datagram.material());
+  return out;
+}
+
+bool looks_sealed(std::span<const std::uint8_t> datagram) {
+  return datagram.size() >= 2 && datagram[0] == kSealedType && datagram[1] == kSealedVersion;
+}
+
+std::string_view to_string(OpenError e) {
+  switch (e) {
+    case OpenError::Truncated: return "shorter than a sealed datagram's header, nonce and tag";
+    case OpenError::NotSealed: return "not a sealed datagram";
+    case OpenError::BadLength: return "its length field does not match its size";
+    case OpenError::UnknownKey: return "no key matched";
+    case OpenError::BadTag: return "bad tag";
+  }
+  return "?";
+}
+
+std::optional<Opened> open(const Keyring& ring, std::span<const std::uint8_t> datagram,
+                           OpenError& why) {
+  auto fail = [&](OpenError e) {
+    why = e;
+    return std::nullopt;
+  };
+  if (!looks_sealed(datagram)) return fail(OpenError::NotSealed);
+  if (datagram.size() < kSealedOverhead) return fail(OpenError::Truncated);
+  std::size_t rest = (std::size_t{datagram[2]} << 8) | datagram[3];
+  if (rest != datagram.size() - 4) return fail(OpenError::BadLength);
+  Opened o;
+  std::memcpy(o.key.data(), datagram.data() + 4, kKeyIdBytes);
+  const Keyring::Entry* entry = ring.find(o.key);
+  if (!entry) return fail(OpenError::UnknownKey);
+  for (int i = 0; i < 8; ++i) o.counter = (o.counter << 8) | datagram[8 + i];
+  const std::uint8_t* nonce = datagram.data() + kSealedHeader;
+  const std::uint8_t* sealed = nonce + kSealedNonce;
+  std::size_t sealed_len = datagram.size() - kSealedHeader - kSealedNonce;
+  o.packet.resize(sealed_len - kSealedTag);
+  unsigned long long got = 0;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(o.packet.data(), &got, nullptr, sealed, sealed_len,
+                                                 datagram.data(), kSealedHeader, nonce,
+                                                 entry->datagram.material()) != 0)
+    return fail(OpenError::BadTag);
+  return o;
+}
+
+}  // namespace alfred::auth
