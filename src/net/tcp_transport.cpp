@@ -640,6 +640,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
     t_.stats_.bytes_out += n;
     last_activity_ = last_write_progress_ = Clock::now();
     sending_.clear();
+    // A long-lived session keeps no 64 KB buffer for the one large packet
+    // it once wrote (out_ takes this buffer at the next swap).
+    if (sending_.capacity() > wire::StreamReader::kKeepCapacity) std::vector<std::uint8_t>().swap(sending_);
     if (kind_ == Kind::Request) request_sent_ = true;
   }
 

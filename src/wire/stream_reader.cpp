@@ -28,6 +28,8 @@ bool StreamReader::check_header() {
              std::to_string(kMaxTlvLength);
     return false;
   }
+  // Not reserved: a header alone must not buy 64 KB of heap. The buffer
+  // grows with what arrives.
   need_ = kTlvSize + h.length;
   return true;
 }
@@ -49,6 +51,7 @@ bool StreamReader::feed(std::span<const std::uint8_t> bytes, const Sink& sink) {
     }
     sink(pending_);
     pending_.clear();
+    if (pending_.capacity() > kKeepCapacity) std::vector<std::uint8_t>().swap(pending_);
     need_ = kTlvSize;
   }
   return true;

@@ -25,6 +25,10 @@ class StreamReader {
   bool mid_packet() const { return !pending_.empty(); }
   const std::string& error() const { return error_; }
   std::size_t buffered() const { return pending_.size(); }
+  // Heap the reader holds between packets: after a large packet it lets
+  // the buffer go, so hundreds of idle connections don't each keep 64 KB.
+  std::size_t held() const { return pending_.capacity(); }
+  static constexpr std::size_t kKeepCapacity = 16384;
 
  private:
   bool check_header();

@@ -169,10 +169,14 @@ TEST(StreamReaderErrors, MaximumLengthIsAccepted) {
   EXPECT_TRUE(c.feed(header(0, 0, static_cast<std::uint16_t>(kMaxTlvLength))));
   EXPECT_TRUE(c.reader.mid_packet());
   EXPECT_EQ(c.reader.buffered(), kTlvSize);
+  // A header announcing the most buys no more heap than its bytes.
+  EXPECT_LE(c.reader.held(), 64u);
   EXPECT_TRUE(c.feed(Bytes(kMaxTlvLength, 0)));
   ASSERT_EQ(c.packets.size(), 1u);
   EXPECT_EQ(c.packets[0].size(), kMaxPacket);
   EXPECT_FALSE(c.reader.mid_packet());
+  // And the largest packet, once delivered, leaves no 64 KB buffer behind.
+  EXPECT_LE(c.reader.held(), StreamReader::kKeepCapacity);
 }
 
 TEST(StreamReaderErrors, PacketsBeforeABadHeaderAreDelivered) {
