@@ -82,6 +82,7 @@ void SessionResponder::wanted(std::vector<wire::RecordKey> keys) {
 
 void SessionResponder::completed(std::uint16_t tx_id, std::uint16_t packets) {
   if (!active_) return;
+  delivered_ = true;
   if (control_.size() >= kMaxControl) {
     control_.pop_front();
     ++dropped_acks_;

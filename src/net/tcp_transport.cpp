@@ -502,7 +502,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
           auto entries = responder_.take_refresh();
           auto outcome = t_.cb_.refreshed(from, entries);
           // Records kept alive are use; a refresh of nothing we hold is not.
-          if (outcome.kept) responder_.used(now);
+          if (outcome.kept) responder_.refreshed(now);
           if (verbose())
             log_verbose("tcp " + std::to_string(id_) + ": refresh of " +
                         std::to_string(entries.size()) + " record(s), " +
@@ -1003,8 +1003,11 @@ std::shared_ptr<TcpTransport::Connection> TcpTransport::open(const Route& to, in
   const TcpInterface* iface = find_iface(to.iface);
   if (!iface) return nullptr;
   // Outbound connections count against the same limits as inbound ones;
-  // past them the transaction goes by UDP.
-  if (count(to.iface, nullptr) >= limits_.max_per_interface ||
+  // past them the transaction goes by UDP. An interface full of inbound
+  // connections gives way as it does to an inbound newcomer (the one unused
+  // longest, past the idle close): peers holding slots with sessions they
+  // do not use must not push our own sessions to UDP.
+  if ((count(to.iface, nullptr) >= limits_.max_per_interface && !evict_unused(to.iface)) ||
       count(to.iface, &to.addr) >= limits_.max_per_peer) {
     log_verbose("tcp: connection limit reached, " + what + " to " + describe(to.iface, to.addr) +
                 " goes by UDP");

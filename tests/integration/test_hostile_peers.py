@@ -768,7 +768,7 @@ def test_peer_vanishes_mid_transfer(make_lab, how):
     time.sleep(0.5)
     pid = rcv.proc.pid
     idle = idle_fds(pid)
-    held_idle = descriptors(h.victim, pid)
+    held_idle = descriptors(rcv, pid)
     rss0 = rss_kb(pid)
     sources = [f"02:70:00:00:01:{i:02x}" for i in range(VANISH_RECORDS)]
     # load right after a sync tick, so that one transaction carries all of it
@@ -847,7 +847,7 @@ def test_peer_vanishes_mid_transfer(make_lab, how):
                         "sender within 10 s")
     if not ok:
         failures.append(f"receiver's fd count is {last} {took:.0f}s later, idle was {idle} "
-                        f"(connection leaked); {descriptors(rcv, pid)}")
+                        f"(connection leaked); {descriptors(rcv, pid)}\nidle, {held_idle}")
     fail_if(failures, f"peer vanishes mid-transfer ({how})")
 
 

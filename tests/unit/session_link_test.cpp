@@ -818,6 +818,22 @@ TEST(SessionResponder, KeepalivesAloneDoNotCountAsUse) {
   EXPECT_EQ(r.unused_for(now), 5s);
 }
 
+TEST(SessionResponder, RefreshesCountAsUseOnlyAfterATransaction) {
+  SessionLimits limits;
+  SessionResponder r(limits);
+  TimePoint now = TimePoint{} + 100s;
+  std::string error;
+  ASSERT_TRUE(r.on_frame(wire::encode(wire::SessionHello{}), true, now, error));
+  now += 150s;
+  r.refreshed(now);  // before any transaction: a forger's cheap slot-holder
+  EXPECT_EQ(r.unused_for(now), 150s);
+  r.used(now);
+  r.completed(1, 1);
+  now += 150s;
+  r.refreshed(now);
+  EXPECT_EQ(r.unused_for(now), Duration::zero());
+}
+
 TEST(SessionFrames, RoundTripAndRefusals) {
   std::string error;
   wire::SessionHello h;
