@@ -27,14 +27,7 @@
 #include "auth/key_file.hpp"
 #include "auth/replay_window.hpp"
 #include "auth/sealed_datagram.hpp"
-
-#define FUZZ_CHECK(cond)                                                                    \
-  do {                                                                                      \
-    if (!(cond)) {                                                                          \
-      std::fprintf(stderr, "FUZZ INVARIANT VIOLATED: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                         \
-    }                                                                                       \
-  } while (0)
+#include "fuzz_support.hpp"
 
 using namespace alfred::auth;
 
