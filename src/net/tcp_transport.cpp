@@ -385,6 +385,9 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
   }
 
  private:
+  // An answer (or any transaction) is being written or waits to be.
+  bool answering() const { return writing_ || job_ || !out_.empty(); }
+
   void read() {
     auto self = shared_from_this();
     sock_.async_read_some(asio::buffer(rx_), [self](const asio::error_code& ec, std::size_t n) {
@@ -399,8 +402,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
         peer_done_ = true;
         if (reader_.mid_packet()) {
           close("stream ended inside a packet");
-        } else if (kind_ == Kind::Inbound && !responder_.active() &&
-                   (writing_ || job_ || !out_.empty())) {
+        } else if (kind_ == Kind::Inbound && !responder_.active() && answering()) {
           // The peer half-closed after its request; finish the answer first.
         } else if (kind_ == Kind::Push && !job_done_) {
           fail("peer closed before the transaction was sent");
@@ -528,7 +530,7 @@ class TcpTransport::Connection : public std::enable_shared_from_this<TcpTranspor
       // now, it frees its slot at once instead of at the idle timeout, so
       // a flood of requests holds no more connections than it gets answers.
       if (!responder_.active() && type == static_cast<std::uint8_t>(wire::Type::Request) &&
-          !job_ && replies_.empty() && out_.empty() && !writing_) {
+          !answering() && replies_.empty()) {
         close("request not answered");
         return;
       }
