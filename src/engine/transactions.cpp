@@ -35,11 +35,12 @@ TransactionTable::Transaction* TransactionTable::create(const Key& key, TimePoin
   if (table_.count(key)) return nullptr;
   if (count_of(key.peer) >= limits_.max_per_peer) return nullptr;
   if (table_.size() >= limits_.max_transactions && !evict_heaviest(key.peer, false)) return nullptr;
-  while (memory_ + kTransactionCost > limits_.max_bytes)
-    if (!evict_heaviest(key.peer, true)) return nullptr;
+  if (!make_room(key.peer, kTransactionCost, now)) return nullptr;
   auto& tx = table_[key];
   tx.peer = key.peer;
   tx.id = key.id;
+  tx.started = now;
+  by_start_.insert({now, key});
   tx.last_rx = now;
   tx.end_of_life = end_of_life;
   tx.deadline = deadline_after(now, end_of_life);
@@ -70,8 +71,9 @@ TransactionTable::AddResult TransactionTable::add_packet(Transaction& tx, std::u
   if (tx.packets.count(seqno)) return AddResult::Duplicate;
   if (tx.packets.size() >= limits_.max_packets_per_transaction) return AddResult::TooManyPackets;
   std::size_t cost = packet_cost(packet.size());
-  while (memory_ + cost > limits_.max_bytes)
-    if (!evict_heaviest(tx.peer, true)) return AddResult::OverLimit;
+  // Room made may not take `tx` itself: it is the asking peer's, and an
+  // overdue one is passed over while it is what asks.
+  if (!make_room(tx.peer, cost, now, &tx)) return AddResult::OverLimit;
   bytes_ += packet.size();
   memory_ += cost;
   tx.bytes += packet.size();
@@ -130,6 +132,26 @@ bool TransactionTable::evict_heaviest(const Mac& asking, bool by_memory) {
   return false;
 }
 
+bool TransactionTable::make_room(const Mac& asking, std::size_t cost, TimePoint now,
+                                 const Transaction* keep) {
+  while (memory_ + cost > limits_.max_bytes)
+    if (!evict_overdue(now, keep) && !evict_heaviest(asking, true)) return false;
+  return true;
+}
+
+bool TransactionTable::evict_overdue(TimePoint now, const Transaction* keep) {
+  for (const auto& [started, key] : by_start_) {
+    if (now - started < kOverdueAfter) return false;
+    auto it = table_.find(key);
+    if (it == table_.end() || it->second.client || &it->second == keep) continue;
+    erase(it);
+    ++evicted_;
+    ++evicted_overdue_;
+    return true;
+  }
+  return false;
+}
+
 void TransactionTable::erase(std::map<Key, Transaction>::iterator it) {
   const Key key = it->first;
   if (auto u = usage_.find(key.peer); u != usage_.end()) {
@@ -139,6 +161,7 @@ void TransactionTable::erase(std::map<Key, Transaction>::iterator it) {
     set_usage(key.peer, next);
   }
   deadlines_.erase({it->second.deadline, key});
+  by_start_.erase({it->second.started, key});
   bytes_ -= it->second.bytes;
   memory_ -= it->second.memory;
   table_.erase(it);
@@ -152,6 +175,7 @@ TransactionTable::Transaction TransactionTable::take(const Key& key) {
   it->second.bytes = tx.bytes;
   it->second.memory = tx.memory;
   it->second.deadline = tx.deadline;
+  it->second.started = tx.started;
   erase(it);
   return tx;
 }

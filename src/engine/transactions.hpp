@@ -43,6 +43,14 @@ class TransactionTable {
   // good. Streams need no such bound (their packets come from a connected
   // peer, one transaction after the other, as fast as the link allows).
   static constexpr std::chrono::seconds kDatagramLifetime{30};
+  // When memory is short, a transaction begun this long ago gives way to
+  // anyone's newcomer, before the heaviest peer's rule is asked. Streams
+  // have no end of life, so without this a forger adding one small packet
+  // (a packed frame inflates 32x) to each of many transactions every few
+  // seconds, under many MACs each lighter than an honest sync, held the
+  // whole buffer and had that sync refused. Honest transactions are done
+  // in seconds; one that is slower only gives way under such pressure.
+  static constexpr std::chrono::seconds kOverdueAfter{30};
   using Limits = TransactionLimits;
 
   struct Key {
@@ -57,6 +65,7 @@ class TransactionTable {
     std::map<std::uint16_t, std::vector<std::uint8_t>> packets;  // by seqno
     std::optional<std::uint16_t> expected;                       // from the txend
     // Read-only outside the table: touch() keeps the deadline index in step.
+    TimePoint started{};
     TimePoint last_rx{};
     TimePoint deadline{};     // last_rx + kTimeout, or end_of_life if sooner
     TimePoint end_of_life = TimePoint::max();
@@ -87,7 +96,8 @@ class TransactionTable {
   bool contains(const Key& key) const;
   // nullptr when the key exists already or a limit is reached. When the
   // table is full, the oldest transaction of the peer holding the most is
-  // dropped to make room, unless that is the asking peer itself. It expires
+  // dropped to make room, unless that is the asking peer itself; when
+  // memory is short, one begun kOverdueAfter ago goes first. It expires
   // kTimeout after the last packet that added to it, and at `end_of_life`
   // whatever comes.
   Transaction* create(const Key& key, TimePoint now, TimePoint end_of_life = TimePoint::max());
@@ -112,6 +122,7 @@ class TransactionTable {
   std::size_t bytes() const { return bytes_; }    // payload buffered
   std::size_t memory() const { return memory_; }  // what the limit counts
   std::size_t evicted() const { return evicted_; }
+  std::size_t evicted_overdue() const { return evicted_overdue_; }
   std::size_t count_of(const Mac& peer) const;
   const Limits& limits() const { return limits_; }
 
@@ -124,6 +135,13 @@ class TransactionTable {
   // that holds the most transactions (by_memory: the most memory), if that
   // peer is not `asking` and holds more than it. False if none qualifies.
   bool evict_heaviest(const Mac& asking, bool by_memory);
+  // Drops the transaction begun longest ago, if that is kOverdueAfter
+  // before `now` (one with a waiting client is passed over).
+  bool evict_overdue(TimePoint now, const Transaction* keep);
+  // Makes room for `cost` more bytes of memory for `asking`, never by
+  // dropping `keep` (the transaction the bytes are for).
+  bool make_room(const Mac& asking, std::size_t cost, TimePoint now,
+                 const Transaction* keep = nullptr);
   void erase(std::map<Key, Transaction>::iterator it);
   static TimePoint deadline_after(TimePoint now, TimePoint end_of_life);
   // Moves a peer's entry in the heaviest-first indexes after a change.
@@ -133,10 +151,12 @@ class TransactionTable {
   std::map<Key, Transaction> table_;
   std::map<Mac, Usage> usage_;
   std::set<std::pair<TimePoint, Key>> deadlines_;           // by deadline
+  std::set<std::pair<TimePoint, Key>> by_start_;            // oldest first
   std::set<std::pair<std::size_t, Mac>> by_count_, by_memory_;  // heaviest last
   std::size_t bytes_ = 0;
   std::size_t memory_ = 0;
   std::size_t evicted_ = 0;
+  std::size_t evicted_overdue_ = 0;
 };
 
 }  // namespace alfred

@@ -115,6 +115,7 @@ void SessionLink::send_delta(wire::PushEncoder tx, TimePoint now) {
     return !f.empty() && f[0] == static_cast<std::uint8_t>(wire::SessionType::Refresh);
   });
   wants_allowed_ = 0;
+  wants_left_ = same.size();
   for (std::size_t i = 0; i < same.size(); i += wire::kMaxRefreshEntries) {
     auto chunk = std::span<const wire::RefreshEntry>(same).subspan(
         i, std::min(wire::kMaxRefreshEntries, same.size() - i));
@@ -138,22 +139,37 @@ bool SessionLink::on_want(const std::vector<wire::RecordKey>& keys, TimePoint no
     error = "a want that answers no refresh";
     return false;
   }
-  --wants_allowed_;
   std::vector<wire::RecordKey> sorted = keys;
   std::sort(sorted.begin(), sorted.end(), by_key);
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  // Only records our refreshes named can be wanted, each once: a peer that
+  // wants the whole store in every want would have it sent again and again.
+  if (sorted.size() > wants_left_) {
+    error = "a want of " + std::to_string(sorted.size()) + " record(s), past the " +
+            std::to_string(wants_left_) + " our refreshes left to want";
+    return false;
+  }
+  --wants_allowed_;
+  wants_left_ -= sorted.size();
   // The peer does not hold these as we do: they leave the baseline, and go
-  // again from the last full sync (a key not in it is ignored).
+  // again from the last full sync (a key not in it is ignored). Both lists
+  // are ordered, so one pass over each: a want costs the baseline's size
+  // plus its own, not their product.
   Snapshot again;
   const Snapshot& full = *last_full_;
+  auto r = full.begin();
+  auto b = baseline_.begin();
+  auto kept = baseline_.begin();
   for (const auto& k : sorted) {
-    auto it = std::lower_bound(full.begin(), full.end(), k,
-                               [](const RecordPtr& r, const wire::RecordKey& key) { return by_key(key_of(*r), key); });
-    if (it != full.end() && key_of(**it) == k) again.push_back(*it);
+    r = std::lower_bound(r, full.end(), k, [](const RecordPtr& rec, const wire::RecordKey& key) {
+      return by_key(key_of(*rec), key);
+    });
+    if (r != full.end() && key_of(**r) == k) again.push_back(*r);
+    while (b != baseline_.end() && by_key(b->key, k)) *kept++ = *b++;
+    if (b != baseline_.end() && b->key == k) ++b;
   }
-  std::erase_if(baseline_, [&](const Held& h) {
-    return std::binary_search(sorted.begin(), sorted.end(), h.key, by_key);
-  });
+  kept = std::move(b, baseline_.end(), kept);
+  baseline_.erase(kept, baseline_.end());
   delta_stats_.wanted += again.size();
   if (ev_.logging())
     ev_.log("delta sync: the peer wants " + std::to_string(keys.size()) + " record(s), " +
@@ -209,6 +225,7 @@ void SessionLink::reset_baseline() {
   baseline_.clear();
   last_full_.reset();
   wants_allowed_ = 0;
+  wants_left_ = 0;
 }
 
 void SessionLink::reset_delta() {

@@ -295,6 +295,7 @@ class SessionLink {
   std::vector<Held> baseline_;  // by key, as snapshots are ordered
   std::shared_ptr<const Snapshot> last_full_;
   int wants_allowed_ = 0;  // one want per refresh frame of the last delta
+  std::size_t wants_left_ = 0;  // records those frames named, not yet wanted
   DeltaStats delta_stats_;
   bool packed_peer_ = false;
   PackStats pack_stats_;

@@ -431,6 +431,46 @@ TEST_F(DeltaLinkTest, AWantThatAnswersNoRefreshBreaksTheSession) {
   EXPECT_FALSE(link->on_packet(wire::encode_refresh(std::vector<wire::RefreshEntry>{{{64, mac_of(2)}, 1}}), now, error));
 }
 
+// A peer that wanted the whole store in each of its wants (one per refresh
+// frame) had it sent again per frame: a store of n records in n/4369 frames
+// cost n^2/4369 records sent per period, and as many baseline passes.
+TEST_F(DeltaLinkTest, AWantCanNameOnlyWhatTheRefreshesLeftToWant) {
+  up();
+  const int n = static_cast<int>(wire::kMaxRefreshEntries) + 10;  // two refresh frames
+  std::vector<std::pair<int, std::string>> records;
+  std::vector<wire::RecordKey> all;
+  for (int i = 1; i <= n; ++i) {
+    records.push_back({i, "x"});
+    all.push_back({64, mac_of(i)});
+  }
+  auto snap = snapshot(records);
+  sync(snap);
+  ack_all(drain());
+  sync(snap);
+  auto r = drain();
+  ASSERT_EQ(refreshed(r), static_cast<std::size_t>(n));
+  std::vector<wire::RecordKey> first(all.begin(), all.begin() + static_cast<long>(wire::kMaxRefreshEntries));
+  std::vector<wire::RecordKey> rest(all.begin() + static_cast<long>(wire::kMaxRefreshEntries), all.end());
+  feed(wire::encode_want(first));
+  auto s = drain();
+  EXPECT_EQ(link->delta_stats().wanted, wire::kMaxRefreshEntries);
+  EXPECT_EQ(link->baseline_size(), rest.size());
+  // The second want names the first frame's records again: refused.
+  std::string error;
+  EXPECT_FALSE(link->on_packet(wire::encode_want(first), now, error));
+  EXPECT_NE(error.find("past the 10"), std::string::npos) << error;
+  // An honest second want (what is left) would have been taken.
+  up();
+  sync(snap);
+  ack_all(drain());
+  sync(snap);
+  drain();
+  feed(wire::encode_want(first));
+  feed(wire::encode_want(rest));
+  EXPECT_EQ(link->baseline_size(), 0u);
+  EXPECT_EQ(link->delta_stats().wanted, static_cast<std::uint64_t>(n));
+}
+
 TEST_F(DeltaLinkTest, ANewSessionStartsWithoutABaseline) {
   up();
   auto snap = snapshot({{2, "a"}, {3, "b"}});

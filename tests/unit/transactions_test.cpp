@@ -208,6 +208,59 @@ TEST(Transactions, ByteLimitMakesRoomFromTheHeaviestOtherPeer) {
   EXPECT_NE(t.find({kPeerA, 2}), nullptr);
 }
 
+// Streams have no end of life. A forger under many MACs, each holding less
+// than an honest sync, kept its transactions alive with one new small
+// packet every 9 s, and the honest sync was refused for good.
+TEST(Transactions, ATricklersOverdueTransactionsGiveWayToAnHonestSync) {
+  constexpr int kForgers = 16;
+  const std::size_t forger = kTx + 4 * cost(0);  // four empty pushes each
+  const std::size_t honest_first = kTx + cost(300);
+  ASSERT_LT(forger, honest_first);
+  Table t(limits(100, kForgers * forger + honest_first));
+  auto mac = [](int f) { return Mac{0x02, 0xee, 0, 0, 0, static_cast<std::uint8_t>(f)}; };
+  for (int f = 0; f < kForgers; ++f) ASSERT_NE(t.create({mac(f), 1}, at(0), TimePoint::max()), nullptr);
+  for (int step = 0; step < 4; ++step)
+    for (int f = 0; f < kForgers; ++f)
+      ASSERT_EQ(t.add_packet(*t.find({mac(f), 1}), static_cast<std::uint16_t>(step), Bytes(),
+                             at(9 * step)),
+                Add::Added);
+  EXPECT_TRUE(t.expired(at(35)).empty()) << "every forger's transaction is alive";
+  // At 35 s an honest peer's sync needs more than the table has left, and
+  // it holds more than any forger: the heaviest rule alone refuses it.
+  auto* honest = t.create({kPeerA, 7}, at(35), TimePoint::max());
+  ASSERT_NE(honest, nullptr);
+  ASSERT_EQ(t.add_packet(*honest, 0, Bytes(300), at(35)), Add::Added);
+  EXPECT_EQ(t.memory(), t.limits().max_bytes);
+  for (std::uint16_t seq = 1; seq < 4; ++seq)
+    EXPECT_EQ(t.add_packet(*honest, seq, Bytes(400), at(35)), Add::Added) << seq;
+  EXPECT_EQ(honest->bytes, 300u + 3 * 400u);
+  EXPECT_GE(t.evicted_overdue(), 2u);
+  EXPECT_LE(t.memory(), t.limits().max_bytes);
+}
+
+TEST(Transactions, OnlyTransactionsBegunLongAgoAreOverdue) {
+  Table t(limits(10, 2 * kTx + cost(100) + cost(100)));
+  auto* a = t.create({kPeerA, 1}, at(0), TimePoint::max());
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(t.add_packet(*a, 0, Bytes(100), at(0)), Add::Added);
+  auto* b = t.create({kPeerB, 1}, at(5), TimePoint::max());
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(t.add_packet(*b, 0, Bytes(100), at(5)), Add::Added);
+  // At 29 s A is not overdue and not heavier than B: B is refused.
+  EXPECT_EQ(t.add_packet(*b, 1, Bytes(100), at(29)), Add::OverLimit);
+  EXPECT_EQ(t.evicted_overdue(), 0u);
+  // At 30 s A is overdue, and gives way; B's own never does for B.
+  EXPECT_EQ(t.add_packet(*b, 1, Bytes(100), at(30)), Add::Added);
+  EXPECT_EQ(t.find({kPeerA, 1}), nullptr);
+  EXPECT_EQ(t.evicted_overdue(), 1u);
+  // B is overdue at 60 s, but it is what asks: it fills the table, then is refused.
+  std::uint16_t seq = 2;
+  while (t.add_packet(*b, seq, Bytes(100), at(60)) == Add::Added) ++seq;
+  EXPECT_EQ(seq, 4);
+  EXPECT_NE(t.find({kPeerB, 1}), nullptr);
+  EXPECT_EQ(t.evicted_overdue(), 1u);
+}
+
 TEST(Transactions, TakeReleasesBytes) {
   Table t(limits(10, 2 * kTx + cost(30) + cost(20) + cost(50)));
   auto* a = t.create({kPeerA, 1}, at(0));
