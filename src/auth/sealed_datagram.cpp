@@ -10,9 +10,9 @@ static_assert(kSealedNonce == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 static_assert(kSealedTag == crypto_aead_xchacha20poly1305_ietf_ABYTES);
 static_assert(kKeyBytes == crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
 
-std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter,
+std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter, const Mac& sender,
                                std::span<const std::uint8_t> packet) {
-  if (packet.size() > kMaxSealed - kSealedOverhead) return {};
+  if (packet.size() > kMaxSealable) return {};
   std::vector<std::uint8_t> out(kSealedOverhead + packet.size());
   const auto& entry = ring.sending();
   std::size_t rest = out.size() - 4;
@@ -21,7 +21,8 @@ std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter,
   out[2] = static_cast<std::uint8_t>(rest >> 8);
   out[3] = static_cast<std::uint8_t>(rest);
   std::memcpy(out.data() + 4, entry.key.id().data(), kKeyIdBytes);
-  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<std::uint8_t>(counter >> (56 - 8 * i));
+  std::memcpy(out.data() + 8, sender.data(), 6);
+  for (int i = 0; i < 8; ++i) out[14 + i] = static_cast<std::uint8_t>(counter >> (56 - 8 * i));
   std::uint8_t* nonce = out.data() + kSealedHeader;
   randombytes_buf(nonce, kSealedNonce);
   unsigned long long written = 0;
@@ -41,6 +42,7 @@ std::string_view to_string(OpenError e) {
     case OpenError::Truncated: return "shorter than a sealed datagram's header, nonce and tag";
     case OpenError::NotSealed: return "not a sealed datagram";
     case OpenError::BadLength: return "its length field does not match its size";
+    case OpenError::MacMismatch: return "MAC mismatch (sealed by another node than its sender)";
     case OpenError::UnknownKey: return "no key matched";
     case OpenError::BadTag: return "bad tag";
   }
@@ -48,7 +50,7 @@ std::string_view to_string(OpenError e) {
 }
 
 std::optional<Opened> open(const Keyring& ring, std::span<const std::uint8_t> datagram,
-                           OpenError& why) {
+                           const Mac& from, OpenError& why) {
   auto fail = [&](OpenError e) {
     why = e;
     return std::nullopt;
@@ -57,11 +59,12 @@ std::optional<Opened> open(const Keyring& ring, std::span<const std::uint8_t> da
   if (datagram.size() < kSealedOverhead) return fail(OpenError::Truncated);
   std::size_t rest = (std::size_t{datagram[2]} << 8) | datagram[3];
   if (rest != datagram.size() - 4) return fail(OpenError::BadLength);
+  if (std::memcmp(datagram.data() + 8, from.data(), 6) != 0) return fail(OpenError::MacMismatch);
   Opened o;
   std::memcpy(o.key.data(), datagram.data() + 4, kKeyIdBytes);
   const Keyring::Entry* entry = ring.find(o.key);
   if (!entry) return fail(OpenError::UnknownKey);
-  for (int i = 0; i < 8; ++i) o.counter = (o.counter << 8) | datagram[8 + i];
+  for (int i = 0; i < 8; ++i) o.counter = (o.counter << 8) | datagram[14 + i];
   const std::uint8_t* nonce = datagram.data() + kSealedHeader;
   const std::uint8_t* sealed = nonce + kSealedNonce;
   std::size_t sealed_len = datagram.size() - kSealedHeader - kSealedNonce;

@@ -35,6 +35,10 @@ struct Options {
   bool tcp = false;
   bool ipv4 = false;
   std::uint32_t ipv4_group = 0;  // network byte order, as given to -4
+  // Authenticated mesh (issue 11): long options only, upstream's letters stay free.
+  std::optional<std::string> keyfile;  // --keyfile
+  bool auth_transition = false;        // --auth-mode transition (default: enforce)
+  bool auth_mode_given = false;
 };
 
 // Parses argv. On nullopt the process exits with `exit_code` (what upstream

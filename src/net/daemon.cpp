@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "auth/key_file.hpp"
 #include "batadv/batadv_query.hpp"
 #include "net/log.hpp"
 
@@ -102,6 +103,8 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
       check_timer_(io),
       arp_timer_(io),
       signals_(io, SIGINT, SIGTERM),
+      hup_(io),
+      auth_log_timer_(io),
       period_(std::chrono::duration_cast<Duration>(
           std::chrono::duration<double>(options.sync_period))) {
   if (options.ipv4) group4_ = asio::ip::address_v4(ntohl(options.ipv4_group));
@@ -113,6 +116,10 @@ Daemon::~Daemon() = default;
 
 int Daemon::start() {
   std::string error;
+  if (opts_.keyfile && !load_keys(error)) {
+    std::fprintf(stderr, "Can't start server: key file %s\n", error.c_str());
+    return 255;
+  }
   if (!ipc_.open(error)) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 255;
@@ -145,9 +152,17 @@ int Daemon::start() {
                  opts_.mesh_iface.c_str());
     return 255;
   }
+  if (guard_) {
+    hup_.add(SIGHUP);
+    wait_for_hup();
+    schedule_auth_log();
+  }
   signals_.async_wait([this](const asio::error_code& ec, int) {
     if (ec) return;
     ipc_.close();
+    hup_.cancel();
+    auth_log_timer_.cancel();
+    if (guard_) log_auth_stats();
     tcp_.close_all();
     io_.stop();
   });
@@ -174,6 +189,7 @@ void Daemon::make_links(const std::vector<std::string>& names) {
         [this](LinkSocket& l, const PeerAddress& from, std::span<const std::uint8_t> b) {
           on_datagram(l, from, b);
         }));
+  for (auto& l : links_) l->set_guard(guard_.get());
 }
 
 int Daemon::open_links() {
@@ -224,8 +240,10 @@ void Daemon::link_opened(LinkSocket& l) {
   // we send by UDP ourselves. Before the engine hears of the interface: a
   // primary announces on it at once, and a peer that connects on that
   // announcement must not be refused (it would take us for UDP-only).
+  // With keys, nothing is taken by TCP: sessions are not authenticated yet,
+  // and a plain listener would let anyone on the link push records.
   std::string error;
-  if (!tcp_.listen(TcpInterface{l.name(), l.index(), l.own(), l.ipv4_netmask()}, error))
+  if (!guard_ && !tcp_.listen(TcpInterface{l.name(), l.index(), l.own(), l.ipv4_netmask()}, error))
     log_error(error);
   engine_.interface_up(l.name(), l.mac(), l.own());
   log_verbose("interface " + l.name() + " open, " + to_string(l.mac()) + " " + to_string(l.own()));
@@ -275,11 +293,11 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
       log_verbose("dropped datagram from " + to_string(from) + ": not an EUI-64 link-local address");
       return;
     }
-    deliver(Route{link.name(), from, *mac, 0}, bytes);
+    deliver_datagram(Route{link.name(), from, *mac, 0}, bytes);
     return;
   }
   if (auto mac = link.neighbour_mac(from)) {
-    if (is_valid_unicast(*mac)) deliver(Route{link.name(), from, *mac, 0}, bytes);
+    if (is_valid_unicast(*mac)) deliver_datagram(Route{link.name(), from, *mac, 0}, bytes);
     return;
   }
   // The sender's MAC is not in the neighbour table yet. Upstream sleeps here;
@@ -309,7 +327,7 @@ void Daemon::retry_unresolved() {
     LinkSocket* l = link(u.iface);
     if (!l || !l->is_open()) continue;
     if (auto mac = l->neighbour_mac(u.from)) {
-      if (is_valid_unicast(*mac)) deliver(Route{u.iface, u.from, *mac, 0}, u.bytes);
+      if (is_valid_unicast(*mac)) deliver_datagram(Route{u.iface, u.from, *mac, 0}, u.bytes);
     } else if (now < u.deadline) {
       unresolved_bytes_ += u.bytes.size();
       waiting.push_back(std::move(u));
@@ -324,6 +342,76 @@ void Daemon::retry_unresolved() {
       if (!ec) retry_unresolved();
     });
   }
+}
+
+void Daemon::deliver_datagram(const Route& from, std::span<const std::uint8_t> bytes) {
+  if (!guard_) {
+    deliver(from, bytes);
+    return;
+  }
+  std::vector<std::uint8_t> packet;
+  auth::Refusal why{};
+  if (guard_->open(bytes, from.mac, packet, why)) {
+    deliver(from, packet);
+    return;
+  }
+  if (verbose())
+    if (auto suffix = refusal_log_.admit(std::string(auth::to_string(why)), Clock::now()))
+      log_verbose("auth: refused a datagram from " + to_string(from.addr) + " (" + to_string(from.mac) +
+                  "): " + std::string(auth::to_string(why)) + *suffix);
+}
+
+bool Daemon::load_keys(std::string& error) {
+  auto keys = auth::load_key_file(*opts_.keyfile, error);
+  if (!keys) return false;
+  auto ring = std::make_shared<const auth::Keyring>(std::move(*keys));
+  std::size_t n = ring->size();
+  if (guard_) {
+    guard_->set_keyring(std::move(ring));
+  } else {
+    // Counters start from the clock, so a restarted node goes on above
+    // what it sent before (peers' replay windows remember that).
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    guard_ = std::make_unique<auth::DatagramGuard>(
+        std::move(ring), opts_.auth_transition ? auth::AuthMode::Transition : auth::AuthMode::Enforce,
+        static_cast<std::uint64_t>(us));
+  }
+  log_error("authenticated mesh: " + std::to_string(n) + " key(s) from " + *opts_.keyfile + ", mode " +
+            (opts_.auth_transition ? "transition" : "enforce"));
+  return true;
+}
+
+void Daemon::wait_for_hup() {
+  hup_.async_wait([this](const asio::error_code& ec, int) {
+    if (ec) return;
+    std::string error;
+    if (!load_keys(error))
+      log_error("key file reload refused, keeping the " + std::to_string(guard_->keyring().size()) +
+                " key(s) in use: " + error);
+    wait_for_hup();
+  });
+}
+
+void Daemon::log_auth_stats() {
+  const auto& st = guard_->stats();
+  std::string line = "auth: sealed " + std::to_string(st.sealed) + ", opened " + std::to_string(st.opened) +
+                     ", plain taken " + std::to_string(st.plain_taken) + "; refused:";
+  for (std::size_t i = 0; i < auth::kRefusals; ++i)
+    line += std::string(i ? ", " : " ") + std::string(auth::to_string(static_cast<auth::Refusal>(i))) + " " +
+            std::to_string(st.refused[i]);
+  log_verbose(line);
+}
+
+void Daemon::schedule_auth_log() {
+  // The counters, for operators: every minute, and once more at exit.
+  auth_log_timer_.expires_after(std::chrono::seconds(60));
+  auth_log_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    log_auth_stats();
+    schedule_auth_log();
+  });
 }
 
 void Daemon::deliver(const Route& from, std::span<const std::uint8_t> bytes) {

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "auth/datagram_guard.hpp"
 #include "cli/options.hpp"
 #include "engine/engine.hpp"
 #include "ipc/unix_server.hpp"
@@ -55,6 +56,12 @@ class Daemon final : public Effects {
   std::optional<Mac> peer_mac(const std::string& iface, const PeerAddress& peer);
   void on_datagram(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t> bytes);
   void deliver(const Route& from, std::span<const std::uint8_t> bytes);
+  // A datagram from the link: opened first in an authenticated mesh.
+  void deliver_datagram(const Route& from, std::span<const std::uint8_t> bytes);
+  bool load_keys(std::string& error);
+  void wait_for_hup();
+  void schedule_auth_log();
+  void log_auth_stats();
   void retry_unresolved();
   void on_ipc(ClientId client, std::span<const std::uint8_t> message);
   void schedule_sync();
@@ -78,6 +85,12 @@ class Daemon final : public Effects {
   asio::steady_timer check_timer_;
   asio::steady_timer arp_timer_;
   asio::signal_set signals_;
+  // Authenticated mesh (--keyfile): seals and opens every datagram; null
+  // without a key file. SIGHUP re-reads the keys.
+  std::unique_ptr<auth::DatagramGuard> guard_;
+  asio::signal_set hup_;
+  asio::steady_timer auth_log_timer_;
+  LogLimiter refusal_log_{std::chrono::seconds(10)};
   Duration period_;
   TimePoint next_sync_;
   TimePoint last_reopen_{};

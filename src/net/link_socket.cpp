@@ -200,6 +200,7 @@ void LinkSocket::close() {
   writing_ = false;
   queue_.clear();
   answers_.clear();
+  sealed_.clear();
 }
 
 bool LinkSocket::still_valid(std::string& why) const {
@@ -258,7 +259,9 @@ void LinkSocket::send(const PeerAddress& to, std::vector<std::uint8_t> packet) {
 
 void LinkSocket::send(const PeerAddress& to, wire::PushEncoder transaction, Priority priority) {
   if (!open_) return;
-  // Encoded when its turn comes, so a long queue holds no packets.
+  // Encoded when its turn comes, so a long queue holds no packets. Sealed,
+  // each packet grows by the seal's overhead and must still fit a datagram.
+  if (guard_) transaction = transaction.limited_to(auth::kMaxSealable);
   enqueue(Pending{endpoint(to), {}, std::move(transaction)}, priority);
 }
 
@@ -288,8 +291,20 @@ void LinkSocket::flush() {
       q.pop_front();
       continue;
     }
+    if (guard_ && sealed_.empty()) {
+      sealed_ = guard_->seal(mac_, p.packet);
+      if (sealed_.empty()) {
+        ++stats_.dropped_out;
+        log_error("a packet of " + std::to_string(p.packet.size()) + " bytes to " +
+                  p.to.address().to_string() + " is too large to seal, dropped");
+        p.packet.clear();
+        if (!p.more) q.pop_front();
+        continue;
+      }
+    }
+    const auto& datagram = guard_ ? sealed_ : p.packet;
     asio::error_code ec;
-    unicast_.send_to(asio::buffer(p.packet), p.to, 0, ec);
+    unicast_.send_to(asio::buffer(datagram), p.to, 0, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       wait_writable();
       return;
@@ -302,9 +317,22 @@ void LinkSocket::flush() {
                   ec.message());
     } else {
       ++stats_.datagrams_out;
-      stats_.bytes_out += p.packet.size();
+      stats_.bytes_out += datagram.size();
+      // Transition: the same packet plain as well, for the nodes that have
+      // no key yet (they drop the sealed one; keyed ones take either, and
+      // a second copy of a packet changes nothing). Best effort: a copy the
+      // socket has no room for is dropped.
+      if (guard_ && guard_->mode() == auth::AuthMode::Transition) {
+        asio::error_code plain_ec;
+        unicast_.send_to(asio::buffer(p.packet), p.to, 0, plain_ec);
+        if (!plain_ec) {
+          ++stats_.datagrams_out;
+          stats_.bytes_out += p.packet.size();
+        }
+      }
     }
     p.packet.clear();
+    sealed_.clear();
     if (!p.more) q.pop_front();
   }
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/log_limiter.hpp"
+#include "auth/datagram_guard.hpp"
 #include "engine/route.hpp"
 #include "net/asio.hpp"
 #include "wire/push_encoder.hpp"
@@ -43,6 +44,10 @@ class LinkSocket {
   bool is_open() const { return open_; }
   // False (with a reason) when the interface vanished or changed index or MAC.
   bool still_valid(std::string& why) const;
+
+  // Authenticated mesh: every datagram is sealed by `guard` before it
+  // leaves (nullptr: plain, as upstream). The guard outlives the socket.
+  void set_guard(auth::DatagramGuard* guard) { guard_ = guard; }
 
   enum class Priority { Own, Answer };
   void send(const PeerAddress& to, std::vector<std::uint8_t> packet);
@@ -96,6 +101,8 @@ class LinkSocket {
   std::deque<Pending> queue_;    // our own traffic, first
   std::deque<Pending> answers_;  // answers to others' requests, after it
   std::vector<std::uint8_t> rxbuf_;
+  auth::DatagramGuard* guard_ = nullptr;
+  std::vector<std::uint8_t> sealed_;  // the datagram sent for a packet, when sealing
   Stats stats_;
   LogLimiter drop_log_{std::chrono::seconds(10)};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

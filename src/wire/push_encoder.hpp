@@ -3,6 +3,7 @@
 // packets of at most kMaxPacket bytes, numbered from 0, then a txend carrying
 // their count. Packets are produced one at a time on demand, so a sender holds
 // one packet however large the snapshot is (the records themselves are shared).
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -36,6 +37,11 @@ class PushEncoder {
   const std::shared_ptr<const Snapshot>& records() const { return records_; }
   // Bytes of the whole transaction, as encoded_size() counts them.
   std::size_t total_size() const { return encoded_size(*records_, always_txend_, max_packet_); }
+  // The same transaction in packets of at most `max_packet` (what still fits
+  // once sealed), from its first packet.
+  PushEncoder limited_to(std::size_t max_packet) const {
+    return shared(records_, tx_id_, always_txend_, std::min(max_packet, max_packet_));
+  }
   // The same transaction from its first packet again (for a retry on another transport).
   PushEncoder restarted() const { return shared(records_, tx_id_, always_txend_, max_packet_); }
 

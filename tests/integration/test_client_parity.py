@@ -226,11 +226,18 @@ def run_scenario(node, daemon: str, client: str, mode: str) -> list[Outcome]:
     return results
 
 
-# The one documented difference: our usage text lists the -t option that
-# the TCP transport adds. Exactly these lines are removed before comparing.
+# The one documented difference: our usage text lists the options we add,
+# -t (the TCP transport) and --keyfile/--auth-mode (authenticated meshes).
+# Exactly these lines are removed before comparing.
 TCP_USAGE_LINES = (
     b"  -t, --tcp                           send large pushes, syncs and requests to other\n"
     b"                                      servers over TCP (falls back to UDP)\n"
+    b"  --keyfile [path]                    authenticate every server-to-server datagram with\n"
+    b"                                      the keys in this file (mode 600, one 32-byte key a\n"
+    b"                                      line, hex or base64; the first one seals, all open);\n"
+    b"                                      re-read on SIGHUP. Not with -t yet\n"
+    b"  --auth-mode [enforce|transition]    enforce: take authenticated datagrams only (default);\n"
+    b"                                      transition: send sealed and plain, take both\n"
 )
 
 

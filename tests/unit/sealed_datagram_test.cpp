@@ -25,6 +25,9 @@ const std::string kOld = "000102030405060708090a0b0c0d0e0f101112131415161718191a
 const std::string kNew = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\n";
 const std::string kOther = "5555555555555555555555555555555555555555555555555555555555555555\n";
 
+const Mac kA{2, 0, 0, 0, 0, 0xa};
+const Mac kB{2, 0, 0, 0, 0, 0xb};
+
 Bytes announcement() { return wire::encode(wire::AnnouncePrimary{}); }
 
 Bytes push() {
@@ -42,92 +45,105 @@ Bytes push() {
 TEST(SealedDatagram, OpensWhatTheSameKeySealedWithItsCounterAndKeyId) {
   auto sender = ring(kOld);
   auto pkt = push();
-  auto d = seal(sender, 0x0102030405060708, pkt);
+  auto d = seal(sender, 0x0102030405060708, kA, pkt);
   ASSERT_EQ(d.size(), pkt.size() + kSealedOverhead);
   EXPECT_TRUE(looks_sealed(d));
   OpenError why{};
-  auto o = open(ring(kOld), d, why);
+  auto o = open(ring(kOld), d, kA, why);
   ASSERT_TRUE(o) << to_string(why);
   EXPECT_EQ(o->packet, pkt);
   EXPECT_EQ(o->counter, 0x0102030405060708u);
   EXPECT_EQ(o->key, sender.sending().key.id());
   // Random nonces: the same packet never seals to the same bytes.
-  EXPECT_NE(seal(sender, 1, pkt), seal(sender, 1, pkt));
+  EXPECT_NE(seal(sender, 1, kA, pkt), seal(sender, 1, kA, pkt));
 }
 
 TEST(SealedDatagram, ARingWithTheKeyAnywhereOpensIt) {
   // Rotation: a node that moved to the new key still takes the old one's.
-  auto d = seal(ring(kOld), 5, announcement());
+  auto d = seal(ring(kOld), 5, kA, announcement());
   OpenError why{};
-  EXPECT_TRUE(open(ring(kNew + kOld), d, why)) << to_string(why);
-  EXPECT_FALSE(open(ring(kNew), d, why));
+  EXPECT_TRUE(open(ring(kNew + kOld), d, kA, why)) << to_string(why);
+  EXPECT_FALSE(open(ring(kNew), d, kA, why));
   EXPECT_EQ(why, OpenError::UnknownKey);
 }
 
 TEST(SealedDatagram, EveryChangedByteFails) {
   auto r = ring(kOld);
-  auto d = seal(r, 9, announcement());
+  auto d = seal(r, 9, kA, announcement());
   for (std::size_t i = 0; i < d.size(); ++i) {
     auto bad = d;
     bad[i] ^= 0x01;
     OpenError why{};
-    EXPECT_FALSE(open(r, bad, why)) << "byte " << i;
-    OpenError want = i < 2   ? OpenError::NotSealed
-                     : i < 4 ? OpenError::BadLength
-                     : i < 8 ? OpenError::UnknownKey
-                             : OpenError::BadTag;
+    EXPECT_FALSE(open(r, bad, kA, why)) << "byte " << i;
+    OpenError want = i < 2    ? OpenError::NotSealed
+                     : i < 4  ? OpenError::BadLength
+                     : i < 8  ? OpenError::UnknownKey
+                     : i < 14 ? OpenError::MacMismatch
+                              : OpenError::BadTag;
     EXPECT_EQ(why, want) << "byte " << i << ": " << to_string(why);
   }
 }
 
+TEST(SealedDatagram, PlayedBackFromAnotherNodeItIsRefusedBeforeAnyCrypto) {
+  auto r = ring(kOld);
+  auto d = seal(r, 1, kA, push());
+  OpenError why{};
+  EXPECT_FALSE(open(r, d, kB, why));
+  EXPECT_EQ(why, OpenError::MacMismatch);
+  // Its MAC rewritten to the replayer's: the tag covers it.
+  std::copy(kB.begin(), kB.end(), d.begin() + 8);
+  EXPECT_FALSE(open(r, d, kB, why));
+  EXPECT_EQ(why, OpenError::BadTag);
+}
+
 TEST(SealedDatagram, AForgedOneWithTheRightKeyIdButAnotherKeyFailsItsTag) {
   auto honest = ring(kOld);
-  auto forged = seal(ring(kOther), 1, push());
+  auto forged = seal(ring(kOther), 1, kA, push());
   // Give it the honest key's id: only the tag can tell.
   std::copy(honest.sending().key.id().begin(), honest.sending().key.id().end(), forged.begin() + 4);
   OpenError why{};
-  EXPECT_FALSE(open(honest, forged, why));
+  EXPECT_FALSE(open(honest, forged, kA, why));
   EXPECT_EQ(why, OpenError::BadTag);
 }
 
 TEST(SealedDatagram, CutOrPaddedOnesFailBeforeAnyCrypto) {
   auto r = ring(kOld);
-  auto d = seal(r, 1, push());
+  auto d = seal(r, 1, kA, push());
   OpenError why{};
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{2}, kSealedOverhead - 1,
                         d.size() - 1}) {
-    EXPECT_FALSE(open(r, std::span<const std::uint8_t>(d.data(), n), why)) << n;
+    EXPECT_FALSE(open(r, std::span<const std::uint8_t>(d.data(), n), kA, why)) << n;
   }
-  EXPECT_FALSE(open(r, std::span<const std::uint8_t>(d.data(), kSealedOverhead - 1), why));
+  EXPECT_FALSE(open(r, std::span<const std::uint8_t>(d.data(), kSealedOverhead - 1), kA, why));
   EXPECT_EQ(why, OpenError::Truncated);
   auto longer = d;
   longer.push_back(0);
-  EXPECT_FALSE(open(r, longer, why));
+  EXPECT_FALSE(open(r, longer, kA, why));
   EXPECT_EQ(why, OpenError::BadLength);
-  EXPECT_FALSE(open(r, push(), why));
+  EXPECT_FALSE(open(r, push(), kA, why));
   EXPECT_EQ(why, OpenError::NotSealed);
 }
 
 TEST(SealedDatagram, AnEmptyPacketSealsAndTheLargestThatFitsToo) {
   auto r = ring(kOld);
   OpenError why{};
-  auto d = seal(r, 1, {});
+  auto d = seal(r, 1, kA, {});
   ASSERT_EQ(d.size(), kSealedOverhead);
-  auto o = open(r, d, why);
+  auto o = open(r, d, kA, why);
   ASSERT_TRUE(o) << to_string(why);
   EXPECT_TRUE(o->packet.empty());
   Bytes big(kMaxSealed - kSealedOverhead, 0x42);
-  d = seal(r, 2, big);
+  d = seal(r, 2, kA, big);
   ASSERT_EQ(d.size(), kMaxSealed);
-  ASSERT_TRUE(open(r, d, why)) << to_string(why);
+  ASSERT_TRUE(open(r, d, kA, why)) << to_string(why);
   big.push_back(0);
-  EXPECT_TRUE(seal(r, 3, big).empty());
+  EXPECT_TRUE(seal(r, 3, kA, big).empty());
 }
 
 TEST(SealedDatagram, APlainAlfredParserDropsIt) {
   // What Debian's and upstream's alfred, and ours without a key, do with it:
   // a version that is not alfred's.
-  auto d = seal(ring(kOld), 1, push());
+  auto d = seal(ring(kOld), 1, kA, push());
   auto res = wire::decode(d);
   EXPECT_FALSE(res.ok);
   EXPECT_NE(res.error.find("version"), std::string::npos) << res.error;

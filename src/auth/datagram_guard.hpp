@@ -1,0 +1,77 @@
+#pragma once
+// What an authenticated daemon does with its datagrams (issue 11), sans I/O:
+// seals every packet it sends, and opens every one it receives, refusing
+// forgeries, replays, and datagrams played back from another node. In
+// transition mode a plain (unsealed) packet is still taken, and the socket
+// sends every packet plain too, so a running mesh moves to keys node by
+// node (all to transition, then all to enforce) and every node hears every
+// other at each step; in enforce mode a plain packet is refused.
+//
+// Cost per received datagram: the form, MAC and key-id checks come before
+// any crypto, and a window entry is made only for a datagram that opened, so
+// a flood of forged datagrams costs at most one AEAD check each, and no
+// memory.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "auth/keyring.hpp"
+#include "auth/replay_window.hpp"
+#include "auth/sealed_datagram.hpp"
+#include "wire/mac.hpp"
+
+namespace alfred::auth {
+
+enum class AuthMode { Enforce, Transition };
+
+// Why a received datagram was not taken; counted for operators (-d).
+enum class Refusal {
+  Malformed,    // truncated, bad length
+  NoKey,        // no key of ours has its id
+  BadTag,       // forged, or changed on the way
+  Replay,       // its counter was taken before, or is too far behind
+  MacMismatch,  // sealed by another node than the one it came from
+  Unsealed,     // a plain packet, in enforce mode
+};
+constexpr std::size_t kRefusals = 6;
+std::string_view to_string(Refusal r);
+
+class DatagramGuard {
+ public:
+  // `first_counter`: where this node's counter starts. The daemon gives its
+  // clock in microseconds, so a restarted node goes on above what it sent
+  // before and its peers' windows take it.
+  DatagramGuard(std::shared_ptr<const Keyring> ring, AuthMode mode, std::uint64_t first_counter);
+
+  // Keys re-read (SIGHUP): the new first key seals from now on.
+  void set_keyring(std::shared_ptr<const Keyring> ring) { ring_ = std::move(ring); }
+  const Keyring& keyring() const { return *ring_; }
+  AuthMode mode() const { return mode_; }
+
+  // `packet` sealed as sent by `own` (the MAC of the interface it leaves
+  // by); empty if it would not fit one datagram (kMaxSealable).
+  std::vector<std::uint8_t> seal(const Mac& own, std::span<const std::uint8_t> packet);
+
+  // A datagram from the node whose MAC is `from`. True: `packet` is what to
+  // take (opened, or the datagram itself when plain in transition mode).
+  // False: refused, for `why`.
+  bool open(std::span<const std::uint8_t> datagram, const Mac& from, std::vector<std::uint8_t>& packet,
+            Refusal& why);
+
+  struct Stats {
+    std::uint64_t sealed = 0, opened = 0, plain_taken = 0;
+    std::uint64_t refused[kRefusals] = {};
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  std::shared_ptr<const Keyring> ring_;
+  AuthMode mode_;
+  std::uint64_t counter_;
+  ReplayWindow window_;
+  Stats stats_;
+};
+
+}  // namespace alfred::auth
