@@ -10,23 +10,32 @@ std::string_view to_string(Refusal r) {
     case Refusal::NoKey: return "no key matched";
     case Refusal::BadTag: return "bad tag";
     case Refusal::Replay: return "replay";
+    case Refusal::Stale: return "stale counter";
     case Refusal::MacMismatch: return "MAC mismatch";
     case Refusal::Unsealed: return "not authenticated";
   }
   return "?";
 }
 
-DatagramGuard::DatagramGuard(std::shared_ptr<const Keyring> ring, AuthMode mode,
-                             std::uint64_t first_counter)
-    : ring_(std::move(ring)), mode_(mode), counter_(first_counter) {}
+DatagramGuard::DatagramGuard(std::shared_ptr<const Keyring> ring, AuthMode mode)
+    : ring_(std::move(ring)), mode_(mode) {}
 
-std::vector<std::uint8_t> DatagramGuard::seal(const Mac& own, std::span<const std::uint8_t> packet) {
-  auto out = auth::seal(*ring_, counter_, own, packet);
+std::vector<std::uint8_t> DatagramGuard::seal(const Mac& own, std::span<const std::uint8_t> packet,
+                                              std::uint64_t clock_us) {
+  std::uint64_t counter = counter_ + 1;
+  if (clock_us > counter && clock_us - counter > kClockJump) counter = clock_us;
+  auto out = auth::seal(*ring_, counter, own, packet);
   if (!out.empty()) {
-    ++counter_;
+    counter_ = counter;
     ++stats_.sealed;
   }
   return out;
+}
+
+bool DatagramGuard::worth_opening(std::span<const std::uint8_t> datagram) {
+  if (mode_ == AuthMode::Transition || looks_sealed(datagram)) return true;
+  ++stats_.refused[static_cast<std::size_t>(Refusal::Unsealed)];
+  return false;
 }
 
 bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from,
@@ -54,7 +63,11 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
   }
   ReplayWindow::Sender sender{};
   std::copy(from.begin(), from.end(), sender.begin());
-  if (window_.admit(sender, o->counter) != ReplayWindow::Verdict::Fresh) return refuse(Refusal::Replay);
+  switch (window_.admit(sender, o->counter)) {
+    case ReplayWindow::Verdict::Fresh: break;
+    case ReplayWindow::Verdict::Replayed: return refuse(Refusal::Replay);
+    case ReplayWindow::Verdict::TooOld: return refuse(Refusal::Stale);
+  }
   packet = std::move(o->packet);
   ++stats_.opened;
   return true;

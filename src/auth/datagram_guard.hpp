@@ -31,19 +31,18 @@ enum class Refusal {
   Malformed,    // truncated, bad length
   NoKey,        // no key of ours has its id
   BadTag,       // forged, or changed on the way
-  Replay,       // its counter was taken before, or is too far behind
+  Replay,       // its counter was taken before
+  Stale,        // its counter is too far behind the sender's newest (a
+                // replay, or the sender restarted with its clock set back)
   MacMismatch,  // sealed by another node than the one it came from
   Unsealed,     // a plain packet, in enforce mode
 };
-constexpr std::size_t kRefusals = 6;
+constexpr std::size_t kRefusals = 7;
 std::string_view to_string(Refusal r);
 
 class DatagramGuard {
  public:
-  // `first_counter`: where this node's counter starts. The daemon gives its
-  // clock in microseconds, so a restarted node goes on above what it sent
-  // before and its peers' windows take it.
-  DatagramGuard(std::shared_ptr<const Keyring> ring, AuthMode mode, std::uint64_t first_counter);
+  DatagramGuard(std::shared_ptr<const Keyring> ring, AuthMode mode);
 
   // Keys re-read (SIGHUP): the new first key seals from now on.
   void set_keyring(std::shared_ptr<const Keyring> ring) { ring_ = std::move(ring); }
@@ -51,14 +50,28 @@ class DatagramGuard {
   AuthMode mode() const { return mode_; }
 
   // `packet` sealed as sent by `own` (the MAC of the interface it leaves
-  // by); empty if it would not fit one datagram (kMaxSealable).
-  std::vector<std::uint8_t> seal(const Mac& own, std::span<const std::uint8_t> packet);
+  // by); empty if it would not fit one datagram (kMaxSealable). Its counter
+  // is one more than the last, so that the receiver's window of 64 covers
+  // 64 datagrams of reordering; but where the clock (`clock_us`,
+  // microseconds since the epoch) is more than kClockJump ahead of it (at
+  // start, or after NTP set the clock forward) it jumps to the clock: a
+  // restarted node goes on above what it sent before. A node whose clock
+  // went back across a restart is refused as Stale until its clock passes
+  // what it had sent.
+  static constexpr std::uint64_t kClockJump = 60'000'000;
+  std::vector<std::uint8_t> seal(const Mac& own, std::span<const std::uint8_t> packet,
+                                 std::uint64_t clock_us);
 
   // A datagram from the node whose MAC is `from`. True: `packet` is what to
   // take (opened, or the datagram itself when plain in transition mode).
   // False: refused, for `why`.
   bool open(std::span<const std::uint8_t> datagram, const Mac& from, std::vector<std::uint8_t>& packet,
             Refusal& why);
+
+  // Before a datagram from a sender whose MAC is not known yet is kept
+  // waiting for ARP: false (counted as Unsealed) for a plain one in enforce
+  // mode, which open() would refuse anyway.
+  bool worth_opening(std::span<const std::uint8_t> datagram);
 
   struct Stats {
     std::uint64_t sealed = 0, opened = 0, plain_taken = 0;
@@ -69,7 +82,7 @@ class DatagramGuard {
  private:
   std::shared_ptr<const Keyring> ring_;
   AuthMode mode_;
-  std::uint64_t counter_;
+  std::uint64_t counter_ = 0;
   ReplayWindow window_;
   Stats stats_;
 };

@@ -34,7 +34,9 @@ constexpr std::size_t kSealedHeader = 22;
 constexpr std::size_t kSealedNonce = 24;
 constexpr std::size_t kSealedTag = 16;
 constexpr std::size_t kSealedOverhead = kSealedHeader + kSealedNonce + kSealedTag;
-constexpr std::size_t kMaxSealed = 65535;
+// The largest UDP payload over IPv4 (65535 less the IP and UDP headers);
+// IPv6 allows 20 bytes more. A sealed datagram must fit either.
+constexpr std::size_t kMaxSealed = 65507;
 
 // The packet sealed under `ring.sending()`; empty if it would not fit one
 // datagram (kMaxSealed).

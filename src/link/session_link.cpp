@@ -168,8 +168,7 @@ bool SessionLink::on_want(const std::vector<wire::RecordKey>& keys, TimePoint no
     while (b != baseline_.end() && by_key(b->key, k)) *kept++ = *b++;
     if (b != baseline_.end() && b->key == k) ++b;
   }
-  kept = std::move(b, baseline_.end(), kept);
-  baseline_.erase(kept, baseline_.end());
+  if (kept != b) baseline_.erase(std::move(b, baseline_.end(), kept), baseline_.end());
   delta_stats_.wanted += again.size();
   if (ev_.logging())
     ev_.log("delta sync: the peer wants " + std::to_string(keys.size()) + " record(s), " +

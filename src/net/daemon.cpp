@@ -74,7 +74,9 @@ Daemon::Daemon(asio::io_context& io, const cli::Options& options)
       tcp_(io,
            TcpTransport::Callbacks{
                [this](const Route& from, std::span<const std::uint8_t> packet) {
-                 deliver(from, packet);
+                 // With keys nothing is taken by TCP (no listener, -t refused):
+                 // should a connection ever deliver, it is not let in.
+                 if (!guard_) deliver(from, packet);
                },
                [this](const Route& to, wire::PushEncoder tx) {
                  if (LinkSocket* l = link(to.iface)) l->send(to.addr, std::move(tx));
@@ -302,6 +304,12 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
   }
   // The sender's MAC is not in the neighbour table yet. Upstream sleeps here;
   // we park the datagram and look again shortly, without stopping the loop.
+  // What a key would refuse anyway is not parked: each parked datagram costs
+  // ARP lookups and probes for a second.
+  if (guard_ && !guard_->worth_opening(bytes)) {
+    refused(from, std::nullopt, auth::Refusal::Unsealed);
+    return;
+  }
   if (unresolved_.size() >= kMaxUnresolved || unresolved_bytes_ + bytes.size() > kMaxUnresolvedBytes) {
     log_verbose("dropped datagram from " + to_string(from) + ": too many awaiting ARP");
     return;
@@ -355,10 +363,15 @@ void Daemon::deliver_datagram(const Route& from, std::span<const std::uint8_t> b
     deliver(from, packet);
     return;
   }
-  if (verbose())
-    if (auto suffix = refusal_log_.admit(std::string(auth::to_string(why)), Clock::now()))
-      log_verbose("auth: refused a datagram from " + to_string(from.addr) + " (" + to_string(from.mac) +
-                  "): " + std::string(auth::to_string(why)) + *suffix);
+  refused(from.addr, from.mac, why);
+}
+
+void Daemon::refused(const PeerAddress& addr, std::optional<Mac> mac, auth::Refusal why) {
+  if (!verbose()) return;
+  if (auto suffix = refusal_log_.admit(std::string(auth::to_string(why)), Clock::now()))
+    log_verbose("auth: refused a datagram from " + to_string(addr) +
+                (mac ? " (" + to_string(*mac) + ")" : std::string()) + ": " +
+                std::string(auth::to_string(why)) + *suffix);
 }
 
 bool Daemon::load_keys(std::string& error) {
@@ -369,14 +382,8 @@ bool Daemon::load_keys(std::string& error) {
   if (guard_) {
     guard_->set_keyring(std::move(ring));
   } else {
-    // Counters start from the clock, so a restarted node goes on above
-    // what it sent before (peers' replay windows remember that).
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
     guard_ = std::make_unique<auth::DatagramGuard>(
-        std::move(ring), opts_.auth_transition ? auth::AuthMode::Transition : auth::AuthMode::Enforce,
-        static_cast<std::uint64_t>(us));
+        std::move(ring), opts_.auth_transition ? auth::AuthMode::Transition : auth::AuthMode::Enforce);
   }
   log_error("authenticated mesh: " + std::to_string(n) + " key(s) from " + *opts_.keyfile + ", mode " +
             (opts_.auth_transition ? "transition" : "enforce"));

@@ -59,6 +59,7 @@ class Daemon final : public Effects {
   // A datagram from the link: opened first in an authenticated mesh.
   void deliver_datagram(const Route& from, std::span<const std::uint8_t> bytes);
   bool load_keys(std::string& error);
+  void refused(const PeerAddress& addr, std::optional<Mac> mac, auth::Refusal why);
   void wait_for_hup();
   void schedule_auth_log();
   void log_auth_stats();

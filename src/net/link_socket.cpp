@@ -280,6 +280,17 @@ void LinkSocket::enqueue(Pending p, Priority priority) {
   if (!writing_) flush();
 }
 
+namespace {
+// Microseconds since the epoch, for the counters of sealed datagrams (never
+// negative: a clock before 1970 counts from 0).
+std::uint64_t wall_clock_us() {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  return us > 0 ? static_cast<std::uint64_t>(us) : 0;
+}
+}  // namespace
+
 void LinkSocket::flush() {
   for (;;) {
     // One datagram at a time from the first queue with something to send:
@@ -291,45 +302,55 @@ void LinkSocket::flush() {
       q.pop_front();
       continue;
     }
-    if (guard_ && sealed_.empty()) {
-      sealed_ = guard_->seal(mac_, p.packet);
-      if (sealed_.empty()) {
+    asio::error_code ec;
+    if (!p.sealed_sent) {
+      const std::vector<std::uint8_t>* datagram = &p.packet;
+      // Sealed afresh at every attempt: after a would-block the front may be
+      // another queue's packet (our own traffic overtakes answers).
+      if (guard_) {
+        sealed_ = guard_->seal(mac_, p.packet, wall_clock_us());
+        if (sealed_.empty()) {
+          ++stats_.dropped_out;
+          log_error("a packet of " + std::to_string(p.packet.size()) + " bytes to " +
+                    p.to.address().to_string() + " is too large to seal, dropped");
+          p.packet.clear();
+          if (!p.more) q.pop_front();
+          continue;
+        }
+        datagram = &sealed_;
+      }
+      unicast_.send_to(asio::buffer(*datagram), p.to, 0, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        wait_writable();
+        return;
+      }
+      if (ec) {
+        // A neighbour that is unreachable or an interface going down must not
+        // stall the rest of the queue; the next period retries.
         ++stats_.dropped_out;
-        log_error("a packet of " + std::to_string(p.packet.size()) + " bytes to " +
-                  p.to.address().to_string() + " is too large to seal, dropped");
-        p.packet.clear();
-        if (!p.more) q.pop_front();
-        continue;
+        log_verbose("send on " + name_ + " to " + p.to.address().to_string() + " failed: " +
+                    ec.message());
+      } else {
+        ++stats_.datagrams_out;
+        stats_.bytes_out += datagram->size();
+        p.sealed_sent = guard_ && guard_->mode() == auth::AuthMode::Transition;
       }
     }
-    const auto& datagram = guard_ ? sealed_ : p.packet;
-    asio::error_code ec;
-    unicast_.send_to(asio::buffer(datagram), p.to, 0, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      wait_writable();
-      return;
-    }
-    if (ec) {
-      // A neighbour that is unreachable or an interface going down must not
-      // stall the rest of the queue; the next period retries.
-      ++stats_.dropped_out;
-      log_verbose("send on " + name_ + " to " + p.to.address().to_string() + " failed: " +
-                  ec.message());
-    } else {
-      ++stats_.datagrams_out;
-      stats_.bytes_out += datagram.size();
+    if (p.sealed_sent) {
       // Transition: the same packet plain as well, for the nodes that have
       // no key yet (they drop the sealed one; keyed ones take either, and
-      // a second copy of a packet changes nothing). Best effort: a copy the
-      // socket has no room for is dropped.
-      if (guard_ && guard_->mode() == auth::AuthMode::Transition) {
-        asio::error_code plain_ec;
-        unicast_.send_to(asio::buffer(p.packet), p.to, 0, plain_ec);
-        if (!plain_ec) {
-          ++stats_.datagrams_out;
-          stats_.bytes_out += p.packet.size();
-        }
+      // the second copy of a packet or a txend changes nothing). Owed like
+      // any datagram: a would-block waits for room.
+      unicast_.send_to(asio::buffer(p.packet), p.to, 0, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        wait_writable();
+        return;
       }
+      if (!ec) {
+        ++stats_.datagrams_out;
+        stats_.bytes_out += p.packet.size();
+      }
+      p.sealed_sent = false;
     }
     p.packet.clear();
     sealed_.clear();

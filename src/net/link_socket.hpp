@@ -75,6 +75,7 @@ class LinkSocket {
     asio::ip::udp::endpoint to;
     std::vector<std::uint8_t> packet;          // the next datagram, once encoded
     std::optional<wire::PushEncoder> more;     // what follows it
+    bool sealed_sent = false;  // transition: its sealed copy went, the plain one is owed
   };
 
   asio::ip::udp::endpoint endpoint(const PeerAddress& to) const;
