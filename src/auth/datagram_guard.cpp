@@ -46,7 +46,10 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
     return false;
   };
   if (!looks_sealed(datagram)) {
-    if (mode_ == AuthMode::Enforce) return refuse(Refusal::Unsealed);
+    if (!worth_opening(datagram)) {  // counted there
+      why = Refusal::Unsealed;
+      return false;
+    }
     packet.assign(datagram.begin(), datagram.end());
     ++stats_.plain_taken;
     return true;

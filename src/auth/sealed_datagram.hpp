@@ -12,8 +12,9 @@
 //
 // Bytes 0-21 are authenticated as well. The MAC binds a datagram to the
 // node that sealed it: played back from another address, it is refused
-// before any crypto, and the replay window is kept per sealed MAC. The TLV form keeps the length check
-// of every alfred parser valid, and the version is not alfred's 0: Debian's
+// before any crypto, and the replay window is kept per sealed MAC. The TLV
+// form keeps the length check of every alfred parser valid, and the
+// version is not alfred's 0: Debian's
 // and upstream's alfred, and ours without a key, drop it instead of reading
 // it as a packet.
 #include <cstddef>

@@ -200,7 +200,6 @@ void LinkSocket::close() {
   writing_ = false;
   queue_.clear();
   answers_.clear();
-  sealed_.clear();
 }
 
 bool LinkSocket::still_valid(std::string& why) const {
@@ -302,14 +301,13 @@ void LinkSocket::flush() {
       q.pop_front();
       continue;
     }
-    asio::error_code ec;
-    if (!p.sealed_sent) {
-      const std::vector<std::uint8_t>* datagram = &p.packet;
+    if (!p.plain_owed) {
       // Sealed afresh at every attempt: after a would-block the front may be
       // another queue's packet (our own traffic overtakes answers).
+      std::vector<std::uint8_t> sealed;
       if (guard_) {
-        sealed_ = guard_->seal(mac_, p.packet, wall_clock_us());
-        if (sealed_.empty()) {
+        sealed = guard_->seal(mac_, p.packet, wall_clock_us());
+        if (sealed.empty()) {
           ++stats_.dropped_out;
           log_error("a packet of " + std::to_string(p.packet.size()) + " bytes to " +
                     p.to.address().to_string() + " is too large to seal, dropped");
@@ -317,45 +315,40 @@ void LinkSocket::flush() {
           if (!p.more) q.pop_front();
           continue;
         }
-        datagram = &sealed_;
       }
-      unicast_.send_to(asio::buffer(*datagram), p.to, 0, ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        wait_writable();
-        return;
-      }
-      if (ec) {
-        // A neighbour that is unreachable or an interface going down must not
-        // stall the rest of the queue; the next period retries.
-        ++stats_.dropped_out;
-        log_verbose("send on " + name_ + " to " + p.to.address().to_string() + " failed: " +
-                    ec.message());
-      } else {
-        ++stats_.datagrams_out;
-        stats_.bytes_out += datagram->size();
-        p.sealed_sent = guard_ && guard_->mode() == auth::AuthMode::Transition;
-      }
-    }
-    if (p.sealed_sent) {
+      auto sent = send_now(guard_ ? sealed : p.packet, p.to);
+      if (sent == Sent::Blocked) return;
       // Transition: the same packet plain as well, for the nodes that have
       // no key yet (they drop the sealed one; keyed ones take either, and
-      // the second copy of a packet or a txend changes nothing). Owed like
-      // any datagram: a would-block waits for room.
-      unicast_.send_to(asio::buffer(p.packet), p.to, 0, ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        wait_writable();
-        return;
-      }
-      if (!ec) {
-        ++stats_.datagrams_out;
-        stats_.bytes_out += p.packet.size();
-      }
-      p.sealed_sent = false;
+      // the second copy of a packet or a txend changes nothing).
+      p.plain_owed = sent == Sent::Ok && guard_ && guard_->mode() == auth::AuthMode::Transition;
     }
+    // Owed like any datagram: a would-block waits for room.
+    if (p.plain_owed && send_now(p.packet, p.to) == Sent::Blocked) return;
+    p.plain_owed = false;
     p.packet.clear();
-    sealed_.clear();
     if (!p.more) q.pop_front();
   }
+}
+
+LinkSocket::Sent LinkSocket::send_now(const std::vector<std::uint8_t>& datagram,
+                                      const asio::ip::udp::endpoint& to) {
+  asio::error_code ec;
+  unicast_.send_to(asio::buffer(datagram), to, 0, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    wait_writable();
+    return Sent::Blocked;
+  }
+  if (ec) {
+    // A neighbour that is unreachable or an interface going down must not
+    // stall the rest of the queue; the next period retries.
+    ++stats_.dropped_out;
+    log_verbose("send on " + name_ + " to " + to.address().to_string() + " failed: " + ec.message());
+    return Sent::Failed;
+  }
+  ++stats_.datagrams_out;
+  stats_.bytes_out += datagram.size();
+  return Sent::Ok;
 }
 
 void LinkSocket::clear_error(asio::ip::udp::socket& sock) {

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/log_limiter.hpp"
 #include "auth/datagram_guard.hpp"
+#include "engine/log_limiter.hpp"
 #include "engine/route.hpp"
 #include "net/asio.hpp"
 #include "wire/push_encoder.hpp"
@@ -75,12 +75,16 @@ class LinkSocket {
     asio::ip::udp::endpoint to;
     std::vector<std::uint8_t> packet;          // the next datagram, once encoded
     std::optional<wire::PushEncoder> more;     // what follows it
-    bool sealed_sent = false;  // transition: its sealed copy went, the plain one is owed
+    bool plain_owed = false;  // transition: its sealed copy went, the plain one not yet
   };
 
   asio::ip::udp::endpoint endpoint(const PeerAddress& to) const;
   void enqueue(Pending p, Priority priority);
   void flush();
+  enum class Sent { Ok, Blocked, Failed };
+  // One datagram now, counted; Blocked: the socket has no room, and a wait
+  // for it is armed (flush() resumes from the same packet).
+  Sent send_now(const std::vector<std::uint8_t>& datagram, const asio::ip::udp::endpoint& to);
   void wait_writable();
   static void clear_error(asio::ip::udp::socket& sock);
   void wait_readable(asio::ip::udp::socket& sock);
@@ -103,7 +107,6 @@ class LinkSocket {
   std::deque<Pending> answers_;  // answers to others' requests, after it
   std::vector<std::uint8_t> rxbuf_;
   auth::DatagramGuard* guard_ = nullptr;
-  std::vector<std::uint8_t> sealed_;  // the datagram sent for a packet, when sealing
   Stats stats_;
   LogLimiter drop_log_{std::chrono::seconds(10)};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
