@@ -9,8 +9,8 @@
 //      never opens (that would be a forgery), and the cheap checks decide
 //      before the crypto (the reason matches the datagram's form).
 //   2  bytes 1-8 a counter, byte 9 a position, the rest a packet: sealed,
-//      it opens to the same packet and counter; with the byte at the
-//      position changed it does not open.
+//      it opens to the same packet and counter; at another destination,
+//      or with the byte at the position changed, it does not open.
 //   3  (sender, counter) pairs, 1 + 2 bytes each, fed to a replay window
 //      of 4 senders. Checked against a plainly written model: the same
 //      verdict for each.
@@ -87,8 +87,9 @@ void datagram(const std::uint8_t* data, std::size_t size) {
   // that the checks past the MAC's are reached too.
   alfred::Mac from{};
   if (size >= 14) std::copy(data + 8, data + 14, from.begin());
+  const Destination to{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 0, 0, 2};
   OpenError why{};
-  FUZZ_CHECK(!open(fixed_ring(), d, from, why));
+  FUZZ_CHECK(!open(fixed_ring(), d, from, to, why));
   if (!looks_sealed(d)) {
     FUZZ_CHECK(why == OpenError::NotSealed);
   } else if (size < kSealedOverhead) {
@@ -107,14 +108,20 @@ void round_trip(const std::uint8_t* data, std::size_t size) {
   std::size_t at = data[8];
   std::span<const std::uint8_t> packet(data + 9, size - 9);
   const alfred::Mac from{2, 0, 0, 0, 0, 1};
-  auto sealed = seal(fixed_ring(), counter, from, packet);
+  // The destination from the counter's last byte: another one never opens it.
+  Destination to{0xfe, 0x80};
+  to[15] = data[7];
+  auto sealed = seal(fixed_ring(), counter, from, to, packet);
   FUZZ_CHECK(sealed.size() == packet.size() + kSealedOverhead);
   OpenError why{};
-  auto o = open(fixed_ring(), sealed, from, why);
+  auto o = open(fixed_ring(), sealed, from, to, why);
   FUZZ_CHECK(o && o->counter == counter &&
              std::equal(o->packet.begin(), o->packet.end(), packet.begin(), packet.end()));
+  Destination elsewhere = to;
+  elsewhere[15] ^= 1;
+  FUZZ_CHECK(!open(fixed_ring(), sealed, from, elsewhere, why) && why == OpenError::BadTag);
   sealed[at % sealed.size()] ^= 0x80;
-  FUZZ_CHECK(!open(fixed_ring(), sealed, from, why));
+  FUZZ_CHECK(!open(fixed_ring(), sealed, from, to, why));
 }
 
 void replay(const std::uint8_t* data, std::size_t size) {

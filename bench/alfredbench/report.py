@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from . import footprint, steady
+from . import auth, footprint, steady
 from .common import fmt, fmt_ratio, median, percentile_inf, ratio, table
 
 
@@ -593,6 +593,8 @@ def full_text(res: dict) -> str:
         parts.append(footprint.text(secs["footprint"], _dist(d.get("footprint"))))
     if "steady" in secs:
         parts.append(steady.text(secs["steady"], _dist(d.get("steady"))))
+    if "auth" in secs:
+        parts.append(auth.text(secs["auth"], _dist(d.get("auth"))))
     if "micro" in secs:
         parts.append(micro_text(secs["micro"]))
     if res.get("section_wall_s"):
@@ -682,6 +684,9 @@ def csv_text(res: dict) -> str:
             for k in ("bytes_per_s", "primary_cpu_ms_per_s", "settled_s", "still_held", "error"):
                 if k in x:
                     w.writerow(["steady", "33:10", x["variant"], k, x[k]])
+    if "auth" in secs:
+        for row in auth.csv_rows(secs["auth"]):
+            w.writerow(["auth", *row])
     if "micro" in secs and "benchmarks" in secs["micro"]:
         for b in secs["micro"]["benchmarks"]:
             for k in ("real_ns", "cpu_ns", "bytes_per_second"):

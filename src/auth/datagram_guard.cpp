@@ -20,11 +20,11 @@ std::string_view to_string(Refusal r) {
 DatagramGuard::DatagramGuard(std::shared_ptr<const Keyring> ring, AuthMode mode)
     : ring_(std::move(ring)), mode_(mode) {}
 
-std::vector<std::uint8_t> DatagramGuard::seal(const Mac& own, std::span<const std::uint8_t> packet,
-                                              std::uint64_t clock_us) {
+std::vector<std::uint8_t> DatagramGuard::seal(const Mac& own, const Destination& to,
+                                              std::span<const std::uint8_t> packet, std::uint64_t clock_us) {
   std::uint64_t counter = counter_ + 1;
   if (clock_us > counter && clock_us - counter > kClockJump) counter = clock_us;
-  auto out = auth::seal(*ring_, counter, own, packet);
+  auto out = auth::seal(*ring_, counter, own, to, packet);
   if (!out.empty()) {
     counter_ = counter;
     ++stats_.sealed;
@@ -38,7 +38,7 @@ bool DatagramGuard::worth_opening(std::span<const std::uint8_t> datagram) {
   return false;
 }
 
-bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from,
+bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from, const Destination& to,
                          std::vector<std::uint8_t>& packet, Refusal& why) {
   auto refuse = [&](Refusal r) {
     why = r;
@@ -55,7 +55,7 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
     return true;
   }
   OpenError e{};
-  auto o = auth::open(*ring_, datagram, from, e);
+  auto o = auth::open(*ring_, datagram, from, to, e);
   if (!o) {
     switch (e) {
       case OpenError::MacMismatch: return refuse(Refusal::MacMismatch);

@@ -50,7 +50,7 @@ class DatagramGuard {
   AuthMode mode() const { return mode_; }
 
   // `packet` sealed as sent by `own` (the MAC of the interface it leaves
-  // by); empty if it would not fit one datagram (kMaxSealable). Its counter
+  // by) to `to` (the address it is sent to); empty if it would not fit one datagram (kMaxSealable). Its counter
   // is one more than the last, so that the receiver's window of 64 covers
   // 64 datagrams of reordering; but where the clock (`clock_us`,
   // microseconds since the epoch) is more than kClockJump ahead of it (at
@@ -59,14 +59,15 @@ class DatagramGuard {
   // went back across a restart is refused as Stale until its clock passes
   // what it had sent.
   static constexpr std::uint64_t kClockJump = 60'000'000;
-  std::vector<std::uint8_t> seal(const Mac& own, std::span<const std::uint8_t> packet,
+  std::vector<std::uint8_t> seal(const Mac& own, const Destination& to, std::span<const std::uint8_t> packet,
                                  std::uint64_t clock_us);
 
-  // A datagram from the node whose MAC is `from`. True: `packet` is what to
-  // take (opened, or the datagram itself when plain in transition mode).
-  // False: refused, for `why`.
-  bool open(std::span<const std::uint8_t> datagram, const Mac& from, std::vector<std::uint8_t>& packet,
-            Refusal& why);
+  // A datagram from the node whose MAC is `from`, that reached us at `to`
+  // (our own address, or the group's). True: `packet` is what to take
+  // (opened, or the datagram itself when plain in transition mode). False:
+  // refused, for `why`.
+  bool open(std::span<const std::uint8_t> datagram, const Mac& from, const Destination& to,
+            std::vector<std::uint8_t>& packet, Refusal& why);
 
   // Before a datagram from a sender whose MAC is not known yet is kept
   // waiting for ARP: false (counted as Unsealed) for a plain one in enforce

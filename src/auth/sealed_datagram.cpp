@@ -10,8 +10,31 @@ static_assert(kSealedNonce == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 static_assert(kSealedTag == crypto_aead_xchacha20poly1305_ietf_ABYTES);
 static_assert(kKeyBytes == crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
 
+Destination ipv4_destination(std::span<const std::uint8_t, 4> addr) {
+  Destination d{};
+  d[10] = 0xff;
+  d[11] = 0xff;
+  std::memcpy(d.data() + 12, addr.data(), 4);
+  return d;
+}
+
+namespace {
+
+// What the tag covers besides the packet: the header as sent, and the
+// destination, which is not sent.
+using AssociatedData = std::array<std::uint8_t, kSealedHeader + sizeof(Destination)>;
+
+AssociatedData associated(const std::uint8_t* header, const Destination& to) {
+  AssociatedData ad;
+  std::memcpy(ad.data(), header, kSealedHeader);
+  std::memcpy(ad.data() + kSealedHeader, to.data(), to.size());
+  return ad;
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter, const Mac& sender,
-                               std::span<const std::uint8_t> packet) {
+                               const Destination& to, std::span<const std::uint8_t> packet) {
   if (packet.size() > kMaxSealable) return {};
   std::vector<std::uint8_t> out(kSealedOverhead + packet.size());
   const auto& entry = ring.sending();
@@ -26,9 +49,10 @@ std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter, const
   std::uint8_t* nonce = out.data() + kSealedHeader;
   randombytes_buf(nonce, kSealedNonce);
   unsigned long long written = 0;
+  auto ad = associated(out.data(), to);
   crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kSealedHeader + kSealedNonce, &written,
-                                             packet.data(), packet.size(), out.data(),
-                                             kSealedHeader, nullptr, nonce,
+                                             packet.data(), packet.size(), ad.data(), ad.size(),
+                                             nullptr, nonce,
                                              entry.datagram.material());
   return out;
 }
@@ -44,13 +68,13 @@ std::string_view to_string(OpenError e) {
     case OpenError::BadLength: return "its length field does not match its size";
     case OpenError::MacMismatch: return "MAC mismatch (sealed by another node than its sender)";
     case OpenError::UnknownKey: return "no key matched";
-    case OpenError::BadTag: return "bad tag";
+    case OpenError::BadTag: return "bad tag (forged, changed, or sealed for another destination)";
   }
   return "?";
 }
 
 std::optional<Opened> open(const Keyring& ring, std::span<const std::uint8_t> datagram,
-                           const Mac& from, OpenError& why) {
+                           const Mac& from, const Destination& to, OpenError& why) {
   auto fail = [&](OpenError e) {
     why = e;
     return std::nullopt;
@@ -70,8 +94,9 @@ std::optional<Opened> open(const Keyring& ring, std::span<const std::uint8_t> da
   std::size_t sealed_len = datagram.size() - kSealedHeader - kSealedNonce;
   o.packet.resize(sealed_len - kSealedTag);
   unsigned long long got = 0;
+  auto ad = associated(datagram.data(), to);
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(o.packet.data(), &got, nullptr, sealed, sealed_len,
-                                                 datagram.data(), kSealedHeader, nonce,
+                                                 ad.data(), ad.size(), nonce,
                                                  entry->datagram.material()) != 0)
     return fail(OpenError::BadTag);
   return o;

@@ -10,13 +10,19 @@
 //   22-45 nonce (random: many senders share a key, so counters can't be)
 //   46-   the packet, encrypted, then the 16-byte tag
 //
-// Bytes 0-21 are authenticated as well. The MAC binds a datagram to the
-// node that sealed it: played back from another address, it is refused
-// before any crypto, and the replay window is kept per sealed MAC. The TLV
+// Bytes 0-21 are authenticated as well, and so is the address the datagram
+// was sent to (its Destination), which is not sent: the receiver puts in the
+// address the datagram reached it at. The MAC binds a datagram to the node
+// that sealed it: played back from another address, it is refused before
+// any crypto, and the replay window is kept per sealed MAC. The destination
+// binds it to the node (or group) it was sent to: a datagram for one node,
+// played back to another, fails its tag there, even where that node has
+// not seen its counter yet. The TLV
 // form keeps the length check of every alfred parser valid, and the
 // version is not alfred's 0: Debian's
 // and upstream's alfred, and ours without a key, drop it instead of reading
 // it as a packet.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -39,10 +45,15 @@ constexpr std::size_t kSealedOverhead = kSealedHeader + kSealedNonce + kSealedTa
 // IPv6 allows 20 bytes more. A sealed datagram must fit either.
 constexpr std::size_t kMaxSealed = 65507;
 
-// The packet sealed under `ring.sending()`; empty if it would not fit one
-// datagram (kMaxSealed).
+// The address a datagram was sent to, as the IP header has it: the IPv6
+// address (a node's own, or ff02::1), or the IPv4 one mapped (::ffff:a.b.c.d).
+using Destination = std::array<std::uint8_t, 16>;
+Destination ipv4_destination(std::span<const std::uint8_t, 4> addr);
+
+// The packet sealed under `ring.sending()` for `to`; empty if it would not
+// fit one datagram (kMaxSealed).
 std::vector<std::uint8_t> seal(const Keyring& ring, std::uint64_t counter, const Mac& sender,
-                               std::span<const std::uint8_t> packet);
+                               const Destination& to, std::span<const std::uint8_t> packet);
 // The largest packet that still fits one sealed datagram.
 constexpr std::size_t kMaxSealable = kMaxSealed - kSealedOverhead;
 
@@ -60,9 +71,11 @@ struct Opened {
 };
 
 // Checks the form, then that it was sealed by `from` (the MAC of the
-// address it came from), then finds the key by its id, then the tag: what
-// fails before the tag costs no crypto at all.
+// address it came from), then finds the key by its id, then the tag, over
+// the header and `to` (the address it reached us at): what fails before the
+// tag costs no crypto at all. A datagram sealed for another destination
+// fails as BadTag.
 std::optional<Opened> open(const Keyring& ring, std::span<const std::uint8_t> datagram,
-                           const Mac& from, OpenError& why);
+                           const Mac& from, const Destination& to, OpenError& why);
 
 }  // namespace alfred::auth

@@ -188,9 +188,8 @@ void Daemon::make_links(const std::vector<std::string>& names) {
   for (const auto& n : names)
     links_.push_back(std::make_unique<LinkSocket>(
         io_, n, group4_,
-        [this](LinkSocket& l, const PeerAddress& from, std::span<const std::uint8_t> b) {
-          on_datagram(l, from, b);
-        }));
+        [this](LinkSocket& l, const PeerAddress& from, const auth::Destination& to,
+               std::span<const std::uint8_t> b) { on_datagram(l, from, to, b); }));
   for (auto& l : links_) l->set_guard(guard_.get());
 }
 
@@ -286,7 +285,7 @@ bool Daemon::is_own_address(const PeerAddress& a) const {
 
 // ---------------------------------------------------------------- network input
 
-void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
+void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from, const auth::Destination& to,
                          std::span<const std::uint8_t> bytes) {
   if (is_own_address(from)) return;
   if (!from.v4) {
@@ -295,11 +294,11 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
       log_verbose("dropped datagram from " + to_string(from) + ": not an EUI-64 link-local address");
       return;
     }
-    deliver_datagram(Route{link.name(), from, *mac, 0}, bytes);
+    deliver_datagram(Route{link.name(), from, *mac, 0}, to, bytes);
     return;
   }
   if (auto mac = link.neighbour_mac(from)) {
-    if (is_valid_unicast(*mac)) deliver_datagram(Route{link.name(), from, *mac, 0}, bytes);
+    if (is_valid_unicast(*mac)) deliver_datagram(Route{link.name(), from, *mac, 0}, to, bytes);
     return;
   }
   // The sender's MAC is not in the neighbour table yet. Upstream sleeps here;
@@ -315,7 +314,7 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from,
     return;
   }
   unresolved_.push_back(
-      {link.name(), from, {bytes.begin(), bytes.end()}, Clock::now() + kArpWait});
+      {link.name(), from, to, {bytes.begin(), bytes.end()}, Clock::now() + kArpWait});
   unresolved_bytes_ += bytes.size();
   if (unresolved_.size() == 1) {
     arp_timer_.expires_after(kArpRetry);
@@ -335,7 +334,7 @@ void Daemon::retry_unresolved() {
     LinkSocket* l = link(u.iface);
     if (!l || !l->is_open()) continue;
     if (auto mac = l->neighbour_mac(u.from)) {
-      if (is_valid_unicast(*mac)) deliver_datagram(Route{u.iface, u.from, *mac, 0}, u.bytes);
+      if (is_valid_unicast(*mac)) deliver_datagram(Route{u.iface, u.from, *mac, 0}, u.to, u.bytes);
     } else if (now < u.deadline) {
       unresolved_bytes_ += u.bytes.size();
       waiting.push_back(std::move(u));
@@ -352,14 +351,15 @@ void Daemon::retry_unresolved() {
   }
 }
 
-void Daemon::deliver_datagram(const Route& from, std::span<const std::uint8_t> bytes) {
+void Daemon::deliver_datagram(const Route& from, const auth::Destination& to,
+                              std::span<const std::uint8_t> bytes) {
   if (!guard_) {
     deliver(from, bytes);
     return;
   }
   std::vector<std::uint8_t> packet;
   auth::Refusal why{};
-  if (guard_->open(bytes, from.mac, packet, why)) {
+  if (guard_->open(bytes, from.mac, to, packet, why)) {
     deliver(from, packet);
     return;
   }

@@ -42,6 +42,7 @@ class Daemon final : public Effects {
   struct Unresolved {  // an IPv4 datagram waiting for its sender's MAC
     std::string iface;
     PeerAddress from;
+    auth::Destination to;
     std::vector<std::uint8_t> bytes;
     TimePoint deadline;
   };
@@ -54,10 +55,12 @@ class Daemon final : public Effects {
   void link_opened(LinkSocket& link);
   void link_closed(LinkSocket& link);
   std::optional<Mac> peer_mac(const std::string& iface, const PeerAddress& peer);
-  void on_datagram(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t> bytes);
+  void on_datagram(LinkSocket& link, const PeerAddress& from, const auth::Destination& to,
+                   std::span<const std::uint8_t> bytes);
   void deliver(const Route& from, std::span<const std::uint8_t> bytes);
   // A datagram from the link: opened first in an authenticated mesh.
-  void deliver_datagram(const Route& from, std::span<const std::uint8_t> bytes);
+  // `to`: the address it reached us at, which a sealed datagram's tag covers.
+  void deliver_datagram(const Route& from, const auth::Destination& to, std::span<const std::uint8_t> bytes);
   bool load_keys(std::string& error);
   void refused(const PeerAddress& addr, std::optional<Mac> mac, auth::Refusal why);
   void wait_for_hup();

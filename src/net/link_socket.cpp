@@ -71,6 +71,19 @@ bool LinkSocket::open(std::string& error) {
   }
   unicast_.non_blocking(true);
   multicast_.non_blocking(true);
+  // Every datagram's destination address comes with it (see drain()).
+  int on = 1;
+  for (auto* sk : {&unicast_, &multicast_}) {
+    int r = group4_ ? ::setsockopt(sk->native_handle(), IPPROTO_IP, IP_PKTINFO, &on, sizeof on)
+                    : ::setsockopt(sk->native_handle(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+    if (r != 0) {
+      error = "can't ask for destination addresses on " + name_ + ": " + std::strerror(errno);
+      asio::error_code ignored;
+      unicast_.close(ignored);
+      multicast_.close(ignored);
+      return false;
+    }
+  }
   // Large syncs are bursts of 64 KiB datagrams; give the kernel room for a few.
   asio::error_code ec;
   unicast_.set_option(asio::socket_base::send_buffer_size(1 << 20), ec);
@@ -189,6 +202,12 @@ bool LinkSocket::open4(std::string& error) {
     return false;
   }
   unicast_.set_option(asio::ip::multicast::outbound_interface(local4), ec);
+  // The unicast socket is bound to any address, so the kernel would hand it
+  // every group datagram too, and each would be taken twice (with keys: the
+  // second refused as a replay, in an honest mesh). The group socket has
+  // them.
+  int off = 0;
+  ::setsockopt(unicast_.native_handle(), IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off);
   return true;
 }
 
@@ -306,7 +325,7 @@ void LinkSocket::flush() {
       // another queue's packet (our own traffic overtakes answers).
       std::vector<std::uint8_t> sealed;
       if (guard_) {
-        sealed = guard_->seal(mac_, p.packet, wall_clock_us());
+        sealed = guard_->seal(mac_, destination_of(p.to.address()), p.packet, wall_clock_us());
         if (sealed.empty()) {
           ++stats_.dropped_out;
           log_error("a packet of " + std::to_string(p.packet.size()) + " bytes to " +
@@ -385,32 +404,78 @@ void LinkSocket::wait_readable(asio::ip::udp::socket& sock) {
 void LinkSocket::drain(asio::ip::udp::socket& sock) {
   // Bounded so that one flooded socket cannot starve the rest of the loop.
   for (int i = 0; i < 64; ++i) {
-    asio::ip::udp::endpoint from;
-    asio::error_code ec;
-    std::size_t n = sock.receive_from(asio::buffer(rxbuf_), from, 0, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) {
-      log_verbose("receive on " + name_ + " failed: " + ec.message());
+    // recvmsg, not asio's receive_from: the destination address (pktinfo)
+    // is what a sealed datagram's tag covers besides its header.
+    sockaddr_storage from{};
+    iovec iov{rxbuf_.data(), rxbuf_.size()};
+    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo))];
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t got = ::recvmsg(sock.native_handle(), &msg, MSG_DONTWAIT);
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      log_verbose("receive on " + name_ + " failed: " + std::strerror(errno));
       break;
     }
+    auto n = static_cast<std::size_t>(got);
     ++stats_.datagrams_in;
     stats_.bytes_in += n;
     PeerAddress src;
-    if (from.address().is_v4()) {
+    if (from.ss_family == AF_INET) {
       src.v4 = true;
-      auto b = from.address().to_v4().to_bytes();
-      std::copy(b.begin(), b.end(), src.ip.begin());
+      std::memcpy(src.ip.data(), &reinterpret_cast<const sockaddr_in*>(&from)->sin_addr, 4);
+    } else if (from.ss_family == AF_INET6) {
+      const auto& a6 = reinterpret_cast<const sockaddr_in6*>(&from)->sin6_addr;
+      if (IN6_IS_ADDR_V4MAPPED(&a6)) continue;
+      std::memcpy(src.ip.data(), &a6, 16);
     } else {
-      auto v6 = from.address().to_v6();
-      if (v6.is_v4_mapped()) continue;
-      auto b = v6.to_bytes();
-      std::copy(b.begin(), b.end(), src.ip.begin());
+      continue;
     }
     std::weak_ptr<bool> alive = alive_;
-    receiver_(*this, src, std::span<const std::uint8_t>(rxbuf_.data(), n));
+    receiver_(*this, src, destination(msg, &sock == &multicast_),
+              std::span<const std::uint8_t>(rxbuf_.data(), n));
     if (alive.expired() || !sock.is_open()) return;  // the receiver closed us
   }
   wait_readable(sock);
+}
+
+auth::Destination LinkSocket::destination(const msghdr& msg, bool on_group) const {
+  auto& m = const_cast<msghdr&>(msg);  // CMSG_NXTHDR takes non-const pointers, and writes nothing
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      auth::Destination d;
+      std::memcpy(d.data(), &info.ipi6_addr, 16);
+      return d;
+    }
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      std::array<std::uint8_t, 4> a;
+      std::memcpy(a.data(), &info.ipi_addr, 4);
+      return auth::ipv4_destination(a);
+    }
+  }
+  // No pktinfo (not expected: both sockets ask for it): the socket says which.
+  return destination_of(endpoint(on_group ? PeerAddress::group() : own_).address());
+}
+
+auth::Destination LinkSocket::destination_of(const asio::ip::address& to) {
+  if (to.is_v4()) {
+    auto b = to.to_v4().to_bytes();
+    return auth::ipv4_destination(b);
+  }
+  auth::Destination d;
+  auto b = to.to_v6().to_bytes();
+  std::copy(b.begin(), b.end(), d.begin());
+  return d;
 }
 
 std::optional<Mac> LinkSocket::neighbour_mac(const PeerAddress& addr) {

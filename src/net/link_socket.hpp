@@ -9,6 +9,8 @@
 // Two queues: our own traffic (announcements, requests, syncs) and answers to
 // other nodes' requests. Answers go only when ours is sent, and have a
 // smaller queue, so requests from others never crowd out our own sending.
+#include <sys/socket.h>
+
 #include <deque>
 #include <functional>
 #include <optional>
@@ -25,8 +27,9 @@ namespace alfred::net {
 
 class LinkSocket {
  public:
-  using Receiver =
-      std::function<void(LinkSocket& link, const PeerAddress& from, std::span<const std::uint8_t>)>;
+  // `to`: the address the datagram was sent to (ours, or the group's).
+  using Receiver = std::function<void(LinkSocket& link, const PeerAddress& from, const auth::Destination& to,
+                                      std::span<const std::uint8_t>)>;
 
   struct Stats {
     std::uint64_t datagrams_out = 0, bytes_out = 0, datagrams_in = 0, bytes_in = 0;
@@ -89,6 +92,8 @@ class LinkSocket {
   static void clear_error(asio::ip::udp::socket& sock);
   void wait_readable(asio::ip::udp::socket& sock);
   void drain(asio::ip::udp::socket& sock);
+  auth::Destination destination(const msghdr& msg, bool on_group) const;
+  static auth::Destination destination_of(const asio::ip::address& to);
   bool open6(std::string& error);
   bool open4(std::string& error);
 

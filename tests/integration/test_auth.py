@@ -11,9 +11,11 @@ Checked:
 - the keyed nodes converge on each other's records, as an unkeyed mesh does;
 - nothing of n4, n5, n6 or the tool gets in: their announcements (plain, or
   sealed with K0), the tool's plain pushes under spoofed MACs, captured
-  sealed datagrams played back from the tool's address (MAC mismatch) and
-  from the sealer's own address (replay), and a flood of forged sealed
-  datagrams carrying K's key id (bad tag). Each is refused with its reason
+  sealed datagrams played back from the tool's address (MAC mismatch), from
+  the sealer's own address to where they went (replay) and to another
+  destination, n1's group announcements sent to n2 alone (bad tag: the
+  destination is under the tag), and a flood of forged sealed datagrams
+  carrying K's key id (bad tag). Each is refused with its reason
   in the receivers' -d log; honest updates still arrive during the flood;
 - Debian's alfred and ours without a key drop the sealed datagrams (they
   hold none of the keyed records) and keep running;
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import time
 
+from alfredlab import IPV4_GROUP
 from helpers import debian, ours
 
 from test_tcp_transport import daemon_log, fail, udp_flags
@@ -135,7 +138,8 @@ def test_keyed_mesh_converges_and_refuses_every_attack(make_lab):
     for target in (n1, n2):
         print(_tool(n7, "inject", target.ll6, spoof_prefix, "8"))
         print(_tool(n7, "replay", cap, target.ll6))
-    # Played back from the sealer's own address: n1's datagrams to n2.
+    # Played back from the sealer's own address: n1's group datagrams to the
+    # group again (seen counters), and to n2 alone (another destination).
     n7.exec(["ip", "-6", "addr", "add", f"{n1.ll6}/64", "dev", "mesh0", "nodad"])
     try:
         import json
@@ -145,6 +149,7 @@ def test_keyed_mesh_converges_and_refuses_every_attack(make_lab):
         only = os.path.join(lab.dir, "from_n1.json")
         with open(only, "w") as f:
             json.dump(from_n1, f)
+        print(_tool(n7, "replay", only, "ff02::1", n1.ll6))
         print(_tool(n7, "replay", only, n2.ll6, n1.ll6))
     finally:
         n7.exec(["ip", "-6", "addr", "del", f"{n1.ll6}/64", "dev", "mesh0"], check=False)
@@ -176,7 +181,7 @@ def test_keyed_mesh_converges_and_refuses_every_attack(make_lab):
         "not authenticated": n1,  # n4's and Debian's announcements, the tool's pushes
         "no key matched": n1,     # n5's announcements under K0
         "MAC mismatch": n2,       # played back from the tool's address
-        "replay": n2,             # played back from n1's own address
+        "replay": n2,             # played back from n1's own address to the group
         "bad tag": n1,            # the flood
     }
     counts = {r: _refusals(nd, r) for r, nd in reasons.items()}
@@ -191,6 +196,48 @@ def test_keyed_mesh_converges_and_refuses_every_attack(make_lab):
         print(nd.name, stats)
         assert stats["opened"] > 0 and stats["plain taken"] == 0, stats
     assert _stats(n1)["bad tag"] >= 1000, "the flood's forgeries were not each refused"
+    # n2 was not flooded: its bad tags are n1's group datagrams sent to it alone.
+    assert _stats(n2)["bad tag"] >= len(from_n1), \
+        f"{len(from_n1)} of n1's datagrams played to another destination, not each refused: {_stats(n2)}"
+
+
+def test_keyed_mesh_over_ipv4_converges_with_every_destination_checked(make_lab):
+    """-4: announcements to the IPv4 group, syncs and requests to IPv4
+    unicast addresses (the sender's MAC from ARP). Every destination the
+    seals were made for is the one they arrive at: no honest datagram fails
+    its tag. Debian's -4 primary on the same link stays outside."""
+    lab = make_lab(4, link="vde")
+    kf = _keyfile(lab, "mesh.keys", [_key()])
+    n1, n2, n3, n4 = lab.nodes
+    for nd, primary in ((n1, True), (n2, True), (n3, False)):
+        nd.start(ours(), primary=primary, period=PERIOD, ipv4=IPV4_GROUP, flags=_keyed(kf), wait=False)
+    n4.start(debian(), primary=True, period=PERIOD, ipv4=IPV4_GROUP, wait=False)
+    for nd in lab.nodes:
+        nd.wait_ready()
+    time.sleep(1.5 * PERIOD)
+    keyed = [n1, n2, n3]
+    for nd in lab.nodes:
+        nd.set(RTYPE, f"ipv4 record of {nd.name}".encode())
+    honest = {nd.mac: f"ipv4 record of {nd.name}".encode() for nd in keyed}
+    _wait_holding(keyed, honest, lab, "keyed mesh over IPv4")
+    time.sleep(QUIET)
+    lab.check_daemons()
+    for nd in keyed:
+        got = nd.read(RTYPE)
+        assert n4.mac not in got, f"{nd.name} took Debian's unauthenticated record"
+    got = n4.read(RTYPE, bin=debian())
+    assert not set(got) & set(honest), f"Debian's alfred read keyed records: {sorted(got)}"
+    for nd in keyed:
+        rc = nd.stop(timeout=20)
+        assert rc == 0, f"{nd.name} exited with {rc} on SIGTERM\n{daemon_log(nd)[-2000:]}"
+        st = _stats(nd)
+        print(nd.name, st)
+        assert st["opened"] > 0 and st["plain taken"] == 0, st
+        # No replay either: each group datagram is taken once, by the group
+        # socket (the unicast one, bound to any address, would get it too).
+        assert st["bad tag"] == 0 and st["MAC mismatch"] == 0 and st["replay"] == 0, \
+            f"{nd.name}: honest datagrams refused: {st}"
+    assert _stats(n1)["not authenticated"] > 0, "Debian's plain announcements were not refused"
 
 
 def test_live_key_rotation_by_sighup_loses_nothing(make_lab):
