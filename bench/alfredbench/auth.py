@@ -161,6 +161,7 @@ def cost_run(cfg, bins, lab, variant: str, keyfile: str) -> dict:
         b0 = _tx_bytes(lab)
         tc = TaskClock([pids[i] for i in (1, 2, 3)]).start()
         conv: dict[int, float | None] = {}
+        have: dict[int, int] = {}
 
         def poll(nd):
             while time.monotonic() < t0 + W:
@@ -168,7 +169,8 @@ def cost_run(cfg, bins, lab, variant: str, keyfile: str) -> dict:
                     got = parse_answer(request_raw(nd.sock, 64, 30.0), 64)
                 except OSError:
                     got = {}
-                if all(got.get(m) == p for m, p in expected.items()):
+                have[nd.index] = sum(1 for m, p in expected.items() if got.get(m) == p)
+                if have[nd.index] == len(expected):
                     conv[nd.index] = time.monotonic() - t0
                     return
                 time.sleep(cfg.interval)
@@ -189,6 +191,7 @@ def cost_run(cfg, bins, lab, variant: str, keyfile: str) -> dict:
         times = [conv.get(i) for i in (1, 2, 3)]
         res["converged"] = all(t is not None for t in times)
         res["mesh_s"] = round(max(times), 2) if res["converged"] else None
+        res["records_at_end"] = [have.get(i, 0) for i in (1, 2, 3)]
         lab.check_daemons()
     except Exception as e:  # noqa: BLE001 - recorded
         res["error"] = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
@@ -305,7 +308,8 @@ def run(cfg, bins) -> dict:
                 r = cost_run(cfg, bins, lab, variant, keyfile)
                 r["rep"] = rep
                 log("  " + (f"ERROR {r['error']}" if "error" in r else
-                            f"mesh {r['mesh_s']} s, {r['bytes_per_s']} B/s on the wire, CPU per primary "
+                            f"mesh {r['mesh_s']} s (records held {r['records_at_end']}), {r['bytes_per_s']} B/s "
+                            "on the wire, CPU per primary "
                             f"{r['primary_cpu_ms_per_s']} ms/s"))
                 cost.append(r)
     finally:
