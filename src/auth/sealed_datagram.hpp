@@ -15,9 +15,11 @@
 // address the datagram reached it at. The MAC binds a datagram to the node
 // that sealed it: played back from another address, it is refused before
 // any crypto, and the replay window is kept per sealed MAC. The destination
-// binds it to the node (or group) it was sent to: a datagram for one node,
-// played back to another, fails its tag there, even where that node has
-// not seen its counter yet. The TLV
+// binds it to the node (or group) it was sent to: a datagram unicast to one
+// node, played back to another (or to the group), fails its tag there, even
+// where that node has not seen its counter yet. A group datagram played
+// back to the group is the same destination everywhere: the counter window
+// is what refuses it. The TLV
 // form keeps the length check of every alfred parser valid, and the
 // version is not alfred's 0: Debian's
 // and upstream's alfred, and ours without a key, drop it instead of reading

@@ -304,7 +304,14 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from, const auth::
   // The sender's MAC is not in the neighbour table yet. Upstream sleeps here;
   // we park the datagram and look again shortly, without stopping the loop.
   // What a key would refuse anyway is not parked: each parked datagram costs
-  // ARP lookups and probes for a second.
+  // ARP lookups for a second. Only a source on the link's subnet can be a
+  // neighbour, and the kernel is asked to resolve each source once (it
+  // retries the ARP request itself), so spoofed sources get no probes and
+  // no ARP requests beyond one per source parked.
+  if (!link.on_link(from)) {
+    log_verbose("dropped datagram from " + to_string(from) + ": not in the subnet of " + link.name());
+    return;
+  }
   if (guard_ && !guard_->worth_opening(bytes)) {
     refused(from, std::nullopt, auth::Refusal::Unsealed);
     return;
@@ -313,6 +320,10 @@ void Daemon::on_datagram(LinkSocket& link, const PeerAddress& from, const auth::
     log_verbose("dropped datagram from " + to_string(from) + ": too many awaiting ARP");
     return;
   }
+  bool resolving = std::any_of(unresolved_.begin(), unresolved_.end(), [&](const Unresolved& u) {
+    return u.iface == link.name() && u.from.ip == from.ip;
+  });
+  if (!resolving) link.start_resolution(from);
   unresolved_.push_back(
       {link.name(), from, to, {bytes.begin(), bytes.end()}, Clock::now() + kArpWait});
   unresolved_bytes_ += bytes.size();

@@ -207,7 +207,9 @@ bool LinkSocket::open4(std::string& error) {
   // second refused as a replay, in an honest mesh). The group socket has
   // them.
   int off = 0;
-  ::setsockopt(unicast_.native_handle(), IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off);
+  if (::setsockopt(unicast_.native_handle(), IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off) != 0)
+    log_verbose("ipv4: can't stop group datagrams on the unicast socket of " + name_ + " (" +
+                std::strerror(errno) + "): each is taken twice");
   return true;
 }
 
@@ -437,25 +439,34 @@ void LinkSocket::drain(asio::ip::udp::socket& sock) {
     } else {
       continue;
     }
+    // Both sockets ask for pktinfo; without it (or cut short) the address a
+    // sealed datagram was sent to is not known, and guessing could refuse
+    // an honest one as a forgery.
+    auto to = (msg.msg_flags & MSG_CTRUNC) ? std::nullopt : destination(msg);
+    if (!to) {
+      if (auto suffix = drop_log_.admit("pktinfo", Clock::now()))
+        log_error("a datagram on " + name_ + " came without its destination address, dropped" + *suffix);
+      continue;
+    }
     std::weak_ptr<bool> alive = alive_;
-    receiver_(*this, src, destination(msg, &sock == &multicast_),
-              std::span<const std::uint8_t>(rxbuf_.data(), n));
+    receiver_(*this, src, *to, std::span<const std::uint8_t>(rxbuf_.data(), n));
     if (alive.expired() || !sock.is_open()) return;  // the receiver closed us
   }
   wait_readable(sock);
 }
 
-auth::Destination LinkSocket::destination(const msghdr& msg, bool on_group) const {
+std::optional<auth::Destination> LinkSocket::destination(const msghdr& msg) const {
   auto& m = const_cast<msghdr&>(msg);  // CMSG_NXTHDR takes non-const pointers, and writes nothing
   for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo))) {
       in6_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       auth::Destination d;
       std::memcpy(d.data(), &info.ipi6_addr, 16);
       return d;
     }
-    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(in_pktinfo))) {
       in_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       std::array<std::uint8_t, 4> a;
@@ -463,8 +474,7 @@ auth::Destination LinkSocket::destination(const msghdr& msg, bool on_group) cons
       return auth::ipv4_destination(a);
     }
   }
-  // No pktinfo (not expected: both sockets ask for it): the socket says which.
-  return destination_of(endpoint(on_group ? PeerAddress::group() : own_).address());
+  return std::nullopt;
 }
 
 auth::Destination LinkSocket::destination_of(const asio::ip::address& to) {
@@ -490,14 +500,27 @@ std::optional<Mac> LinkSocket::neighbour_mac(const PeerAddress& addr) {
     std::memcpy(m.data(), req.arp_ha.sa_data, 6);
     return m;
   }
-  // Make the kernel resolve it: any unicast packet to the address starts ARP.
-  // Port 9 is discard; the byte carries no meaning.
+  return std::nullopt;
+}
+
+bool LinkSocket::on_link(const PeerAddress& addr) const {
+  if (!addr.v4 || !own_.v4 || !netmask4_) return true;
+  auto mask = netmask4_->to_bytes();
+  for (std::size_t i = 0; i < 4; ++i)
+    if ((addr.ip[i] & mask[i]) != (own_.ip[i] & mask[i])) return false;
+  return true;
+}
+
+void LinkSocket::start_resolution(const PeerAddress& addr) {
+  if (!addr.v4 || !open_) return;
+  // Make the kernel resolve it: any unicast packet to the address starts ARP
+  // (and the kernel retries the request itself). Port 9 is discard; the byte
+  // carries no meaning.
   std::uint8_t probe = 0;
   std::array<unsigned char, 4> b{addr.ip[0], addr.ip[1], addr.ip[2], addr.ip[3]};
   asio::error_code ec;
   unicast_.send_to(asio::buffer(&probe, 1), asio::ip::udp::endpoint(asio::ip::address_v4(b), 9), 0,
                    ec);
-  return std::nullopt;
 }
 
 }  // namespace alfred::net

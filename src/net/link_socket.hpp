@@ -56,9 +56,14 @@ class LinkSocket {
   void send(const PeerAddress& to, std::vector<std::uint8_t> packet);
   void send(const PeerAddress& to, wire::PushEncoder transaction, Priority priority = Priority::Own);
 
-  // The MAC of an IPv4 neighbour from the kernel's table, without waiting.
-  // When the entry is missing a resolution is started and nullopt returned.
+  // The MAC of an IPv4 neighbour from the kernel's table, without waiting
+  // (nullopt when the entry is missing or incomplete).
   std::optional<Mac> neighbour_mac(const PeerAddress& addr);
+  // Makes the kernel resolve an IPv4 neighbour (one probe datagram).
+  void start_resolution(const PeerAddress& addr);
+  // Whether an IPv4 address is in this link's subnet (true when no netmask
+  // is known): only those can be neighbours to resolve.
+  bool on_link(const PeerAddress& addr) const;
 
   const std::string& name() const { return name_; }
   const Mac& mac() const { return mac_; }
@@ -92,7 +97,7 @@ class LinkSocket {
   static void clear_error(asio::ip::udp::socket& sock);
   void wait_readable(asio::ip::udp::socket& sock);
   void drain(asio::ip::udp::socket& sock);
-  auth::Destination destination(const msghdr& msg, bool on_group) const;
+  std::optional<auth::Destination> destination(const msghdr& msg) const;
   static auth::Destination destination_of(const asio::ip::address& to);
   bool open6(std::string& error);
   bool open4(std::string& error);
