@@ -13,6 +13,7 @@ std::string_view to_string(Refusal r) {
     case Refusal::Stale: return "stale counter";
     case Refusal::MacMismatch: return "MAC mismatch";
     case Refusal::Unsealed: return "not authenticated";
+    case Refusal::PlainCopy: return "plain from a sealing node";
   }
   return "?";
 }
@@ -39,17 +40,22 @@ bool DatagramGuard::worth_opening(std::span<const std::uint8_t> datagram) {
 }
 
 bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from, const Destination& to,
-                         std::vector<std::uint8_t>& packet, Refusal& why) {
+                         std::vector<std::uint8_t>& packet, Refusal& why, std::uint64_t now_us) {
   auto refuse = [&](Refusal r) {
     why = r;
     ++stats_.refused[static_cast<std::size_t>(r)];
     return false;
   };
+  ReplayWindow::Sender sender{};
+  std::copy(from.begin(), from.end(), sender.begin());
   if (!looks_sealed(datagram)) {
     if (!worth_opening(datagram)) {  // counted there
       why = Refusal::Unsealed;
       return false;
     }
+    if (auto sealed_at = window_.last_fresh(sender);
+        sealed_at && now_us >= *sealed_at && now_us - *sealed_at < kPlainCopyWindow)
+      return refuse(Refusal::PlainCopy);
     packet.assign(datagram.begin(), datagram.end());
     ++stats_.plain_taken;
     return true;
@@ -64,9 +70,7 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
       default: return refuse(Refusal::Malformed);
     }
   }
-  ReplayWindow::Sender sender{};
-  std::copy(from.begin(), from.end(), sender.begin());
-  switch (window_.admit(sender, o->counter)) {
+  switch (window_.admit(sender, o->counter, now_us)) {
     case ReplayWindow::Verdict::Fresh: break;
     case ReplayWindow::Verdict::Replayed: return refuse(Refusal::Replay);
     case ReplayWindow::Verdict::TooOld: return refuse(Refusal::Stale);

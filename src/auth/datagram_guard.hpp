@@ -36,8 +36,10 @@ enum class Refusal {
                 // replay, or the sender restarted with its clock set back)
   MacMismatch,  // sealed by another node than the one it came from
   Unsealed,     // a plain packet, in enforce mode
+  PlainCopy,    // transition: a plain packet under the MAC of a node that
+                // seals (its copy for unkeyed nodes, or a spoof)
 };
-constexpr std::size_t kRefusals = 7;
+constexpr std::size_t kRefusals = 8;
 std::string_view to_string(Refusal r);
 
 class DatagramGuard {
@@ -63,11 +65,20 @@ class DatagramGuard {
                                  std::uint64_t clock_us);
 
   // A datagram from the node whose MAC is `from`, that reached us at `to`
-  // (our own address, or the group's). True: `packet` is what to take
-  // (opened, or the datagram itself when plain in transition mode). False:
-  // refused, for `why`.
+  // (our own address, or the group's), at `now_us` (a steady clock). True:
+  // `packet` is what to take (opened, or the datagram itself when plain in
+  // transition mode). False: refused, for `why`.
+  //
+  // In transition mode a plain packet from a node whose sealed datagrams
+  // opened within kPlainCopyWindow is refused (PlainCopy): a node in
+  // transition sends every packet twice, sealed and then plain for the
+  // nodes without a key, and a keyed node takes the sealed one only (not
+  // every request answered, every push applied twice); and nobody can
+  // speak plain under the MAC of a node that seals. A node moved back to
+  // no key is heard plain again once its last sealed datagram is that old.
+  static constexpr std::uint64_t kPlainCopyWindow = 60'000'000;
   bool open(std::span<const std::uint8_t> datagram, const Mac& from, const Destination& to,
-            std::vector<std::uint8_t>& packet, Refusal& why);
+            std::vector<std::uint8_t>& packet, Refusal& why, std::uint64_t now_us = 0);
 
   // Before a datagram from a sender whose MAC is not known yet is kept
   // waiting for ARP: false (counted as Unsealed) for a plain one in enforce

@@ -4,7 +4,7 @@
 
 namespace alfred::auth {
 
-ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t counter) {
+ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t counter, std::uint64_t now_us) {
   ++tick_;
   auto it = senders_.find(sender);
   if (it == senders_.end()) {
@@ -15,7 +15,7 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
       });
       senders_.erase(oldest);
     }
-    senders_.emplace(sender, State{counter, 1, tick_});
+    senders_.emplace(sender, State{counter, 1, tick_, now_us});
     return Verdict::Fresh;
   }
   State& s = it->second;
@@ -25,6 +25,7 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
     s.seen |= 1;
     s.highest = counter;
     s.heard = tick_;
+    s.fresh_us = now_us;
     return Verdict::Fresh;
   }
   std::uint64_t behind = s.highest - counter;
@@ -33,7 +34,14 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
   if (s.seen & bit) return Verdict::Replayed;
   s.seen |= bit;
   s.heard = tick_;
+  s.fresh_us = now_us;
   return Verdict::Fresh;
+}
+
+std::optional<std::uint64_t> ReplayWindow::last_fresh(const Sender& sender) const {
+  auto it = senders_.find(sender);
+  if (it == senders_.end()) return std::nullopt;
+  return it->second.fresh_us;
 }
 
 }  // namespace alfred::auth

@@ -17,6 +17,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 
 namespace alfred::auth {
 
@@ -31,15 +32,19 @@ class ReplayWindow {
 
   explicit ReplayWindow(std::size_t max_senders = kMaxSenders) : max_senders_(max_senders) {}
 
-  // Fresh: taken, and remembered. Otherwise nothing changes.
-  Verdict admit(const Sender& sender, std::uint64_t counter);
+  // Fresh: taken, and remembered (`now_us`: a steady clock, for
+  // last_fresh()). Otherwise nothing changes.
+  Verdict admit(const Sender& sender, std::uint64_t counter, std::uint64_t now_us = 0);
   std::size_t senders() const { return senders_.size(); }
+  // When a datagram of `sender` was last taken Fresh (nullopt: not known).
+  std::optional<std::uint64_t> last_fresh(const Sender& sender) const;
 
  private:
   struct State {
     std::uint64_t highest = 0;
     std::uint64_t seen = 0;  // bit i: highest - i taken
     std::uint64_t heard = 0; // admit() calls, for the least recently heard
+    std::uint64_t fresh_us = 0;
   };
   std::size_t max_senders_;
   std::uint64_t tick_ = 0;

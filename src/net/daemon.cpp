@@ -370,7 +370,8 @@ void Daemon::deliver_datagram(const Route& from, const auth::Destination& to,
   }
   std::vector<std::uint8_t> packet;
   auth::Refusal why{};
-  if (guard_->open(bytes, from.mac, to, packet, why)) {
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count();
+  if (guard_->open(bytes, from.mac, to, packet, why, static_cast<std::uint64_t>(now_us))) {
     deliver(from, packet);
     return;
   }

@@ -94,6 +94,28 @@ TEST(DatagramGuard, EnforceRefusesPlainPacketsAndTransitionTakesThem) {
   EXPECT_EQ(why, Refusal::NoKey);
 }
 
+TEST(DatagramGuard, InTransitionAPlainCopyOfASealingNodeIsNotTakenTwice) {
+  // A (transition) sends each packet sealed, then plain. B (transition)
+  // takes the sealed one and refuses the copy, and any plain packet under
+  // A's MAC while A seals; C, who never sealed, is still heard plain; A,
+  // moved back to no key, is heard plain again after kPlainCopyWindow.
+  DatagramGuard a(ring(kOld), AuthMode::Transition);
+  DatagramGuard b(ring(kOld), AuthMode::Transition);
+  const Mac kC{2, 0, 0, 0, 0, 0xc};
+  const std::uint64_t t0 = 5'000'000'000;
+  Bytes out;
+  Refusal why{};
+  ASSERT_TRUE(b.open(a.seal(kA, kToB, announcement(), next_us()), kA, kToB, out, why, t0)) << to_string(why);
+  EXPECT_FALSE(b.open(announcement(), kA, kToB, out, why, t0 + 50));
+  EXPECT_EQ(why, Refusal::PlainCopy);
+  EXPECT_FALSE(b.open(announcement(), kA, kToB, out, why, t0 + DatagramGuard::kPlainCopyWindow - 1));
+  EXPECT_EQ(refused(b, Refusal::PlainCopy), 2u);
+  ASSERT_TRUE(b.open(announcement(), kC, kToB, out, why, t0 + 100)) << to_string(why);
+  ASSERT_TRUE(b.open(announcement(), kA, kToB, out, why, t0 + DatagramGuard::kPlainCopyWindow)) << to_string(why);
+  EXPECT_EQ(b.stats().plain_taken, 2u);
+  EXPECT_EQ(to_string(Refusal::PlainCopy), "plain from a sealing node");
+}
+
 TEST(DatagramGuard, ARotatedRingSealsWithItsNewFirstKey) {
   DatagramGuard a(ring(kOld), AuthMode::Enforce);
   DatagramGuard b(ring(kNew + kOld), AuthMode::Enforce);
