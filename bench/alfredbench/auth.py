@@ -45,8 +45,8 @@ import time
 from .attack import Prober
 from .common import (LinkParams, TaskClock, daemon_pid, fmt, fmt_ratio, log, new_lab, parse_answer, printable, push, ratio,
                      request_raw, table)
-from .scale import _start_mesh, _stop_mesh
-from .steady import _tx_bytes
+from .scale import _start_mesh, _stop_mesh, watch_primaries
+from .steady import _tx_bytes, _verdict
 
 NODES = 33
 CPU_TARGET = 1.10
@@ -160,26 +160,7 @@ def cost_run(cfg, bins, lab, variant: str, keyfile: str) -> dict:
         t0 = time.monotonic()
         b0 = _tx_bytes(lab)
         tc = TaskClock([pids[i] for i in (1, 2, 3)]).start()
-        conv: dict[int, float | None] = {}
-        have: dict[int, int] = {}
-
-        def poll(nd):
-            while time.monotonic() < t0 + W:
-                try:
-                    got = parse_answer(request_raw(nd.sock, 64, 30.0), 64)
-                except OSError:
-                    got = {}
-                have[nd.index] = sum(1 for m, p in expected.items() if got.get(m) == p)
-                if have[nd.index] == len(expected):
-                    conv[nd.index] = time.monotonic() - t0
-                    return
-                time.sleep(cfg.interval)
-            conv[nd.index] = None
-        ths = [threading.Thread(target=poll, args=(lab.node(i),), daemon=True) for i in (1, 2, 3)]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join(W + 30)
+        conv, have, _ = watch_primaries(lab, expected, t0, t0 + W, cfg.interval)
         rest = t0 + W - time.monotonic()
         if rest > 0:
             time.sleep(rest)
@@ -340,10 +321,6 @@ def run(cfg, bins) -> dict:
 def _mean(runs: list[dict], key: str):
     xs = [r[key] for r in runs if r.get(key) is not None]
     return sum(xs) / len(xs) if xs else None
-
-
-def _verdict(ok, what: str) -> str:
-    return "-" if ok is None else f"{'MET' if ok else 'MISSED'} ({what})"
 
 
 def text(r: dict, dist: str) -> str:

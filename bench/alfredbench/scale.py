@@ -379,6 +379,41 @@ def _stop_mesh(lab):
             pass
 
 
+def watch_primaries(lab, expected: dict[bytes, bytes], t0: float, end: float, interval: float):
+    """Polls the 3 primaries (raw requests, payloads compared) every
+    `interval` s until each holds every record of `expected` or `end`.
+    Returns (conv: primary -> seconds from t0 or None, have: primary ->
+    records held at its last poll, first_seen: primary -> record -> s)."""
+    conv: dict[int, float | None] = {}
+    have: dict[int, int] = {}
+    first_seen: dict[int, dict[bytes, float]] = {1: {}, 2: {}, 3: {}}
+
+    def poll(nd):
+        seen = first_seen[nd.index]
+        while time.monotonic() < end:
+            try:
+                got = parse_answer(request_raw(nd.sock, 64, 30.0), 64)
+            except OSError:
+                got = {}
+            now = time.monotonic()
+            for m, p in expected.items():
+                if m not in seen and got.get(m) == p:
+                    seen[m] = now - t0
+            c = sum(1 for m, p in expected.items() if got.get(m) == p)
+            have[nd.index] = c
+            if c == len(expected):
+                conv[nd.index] = now - t0
+                return
+            time.sleep(interval)
+        conv[nd.index] = None
+    ths = [threading.Thread(target=poll, args=(lab.node(i),), daemon=True) for i in (1, 2, 3)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(end - time.monotonic() + 30)
+    return conv, have, first_seen
+
+
 def run_one(cfg, bins, lab, case: dict, variant: str, rep: int, updates: int) -> dict:
     if variant == "ours-tcp":
         # -d: session log lines for the diagnostics (--scale-ours-flags "-t" measures without them)
@@ -408,33 +443,7 @@ def run_one(cfg, bins, lab, case: dict, variant: str, rep: int, updates: int) ->
         end = t0 + W
         k0 = {i: snmp6(lab.node(i).ns) for i in (1, 2, 3)}
         tc = TaskClock(list(pids.values())).start()
-        conv: dict[int, float | None] = {}
-        have: dict[int, int] = {}
-        first_seen: dict[int, dict[bytes, float]] = {1: {}, 2: {}, 3: {}}
-
-        def poll(nd):
-            seen = first_seen[nd.index]
-            while time.monotonic() < end:
-                try:
-                    got = parse_answer(request_raw(nd.sock, 64, 30.0), 64)
-                except OSError:
-                    got = {}
-                now = time.monotonic()
-                for m, p in expected.items():
-                    if m not in seen and got.get(m) == p:
-                        seen[m] = now - t0
-                c = sum(1 for m, p in expected.items() if got.get(m) == p)
-                have[nd.index] = c
-                if c == n:
-                    conv[nd.index] = now - t0
-                    return
-                time.sleep(cfg.interval)
-            conv[nd.index] = None
-        ths = [threading.Thread(target=poll, args=(lab.node(i),), daemon=True) for i in (1, 2, 3)]
-        for th in ths:
-            th.start()
-        for th in ths:
-            th.join(W + 30)
+        conv, have, first_seen = watch_primaries(lab, expected, t0, end, cfg.interval)
         rest = end - time.monotonic()
         if rest > 0:
             time.sleep(rest)
