@@ -43,10 +43,10 @@ import threading
 import time
 
 from .attack import Prober
-from .common import (LinkParams, TaskClock, daemon_pid, fmt, fmt_ratio, log, new_lab, parse_answer, printable, push, ratio,
+from .common import (LinkParams, TaskClock, daemon_pid, fmt, fmt_ratio, log, new_lab, parse_answer, push, ratio,
                      request_raw, table)
-from .scale import _start_mesh, _stop_mesh, watch_primaries
-from .steady import _tx_bytes, _verdict
+from .scale import _start_mesh, _stop_mesh, set_one_record_each, watch_primaries
+from .steady import _tx_bytes, _verdict, primary_cpu_ms_per_s
 
 NODES = 33
 CPU_TARGET = 1.10
@@ -151,12 +151,7 @@ def cost_run(cfg, bins, lab, variant: str, keyfile: str) -> dict:
         pids = _start_mesh(lab, _binary(bins, variant), flags, P, NODES, 4711)
         time.sleep(max(3.0, 1.25 * P))
         lab.check_daemons()
-        rnd = random.Random(1111)
-        expected = {}
-        for nd in lab.nodes:
-            payload = printable(rnd, cfg.scale_size)
-            push(nd.sock, 64, payload)
-            expected[bytes.fromhex(nd.mac.replace(":", ""))] = payload
+        expected = set_one_record_each(lab, random.Random(1111), cfg.scale_size)
         t0 = time.monotonic()
         b0 = _tx_bytes(lab)
         tc = TaskClock([pids[i] for i in (1, 2, 3)]).start()
@@ -167,8 +162,7 @@ def cost_run(cfg, bins, lab, variant: str, keyfile: str) -> dict:
         cpu = tc.stop()
         dt = time.monotonic() - t0
         res["bytes_per_s"] = round((_tx_bytes(lab) - b0) / dt, 1)
-        wc = [cpu[pids[i]] for i in (1, 2, 3) if pids[i] in cpu]
-        res["primary_cpu_ms_per_s"] = round(sum(wc) / len(wc) * 1000 / dt, 3) if wc else None
+        res["primary_cpu_ms_per_s"] = primary_cpu_ms_per_s(cpu, pids, dt)
         times = [conv.get(i) for i in (1, 2, 3)]
         res["converged"] = all(t is not None for t in times)
         res["mesh_s"] = round(max(times), 2) if res["converged"] else None

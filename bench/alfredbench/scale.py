@@ -379,6 +379,17 @@ def _stop_mesh(lab):
             pass
 
 
+def set_one_record_each(lab, rnd: random.Random, size: int) -> dict[bytes, bytes]:
+    """Every node sets one type-64 record of `size` printable bytes (raw unix
+    push, the node's own MAC as source); returns {source MAC: payload}."""
+    expected = {}
+    for nd in lab.nodes:
+        payload = printable(rnd, size)
+        push(nd.sock, 64, payload)
+        expected[bytes.fromhex(nd.mac.replace(":", ""))] = payload
+    return expected
+
+
 def watch_primaries(lab, expected: dict[bytes, bytes], t0: float, end: float, interval: float):
     """Polls the 3 primaries (raw requests, payloads compared) every
     `interval` s until each holds every record of `expected` or `end`.
@@ -433,12 +444,7 @@ def run_one(cfg, bins, lab, case: dict, variant: str, rep: int, updates: int) ->
         # every primary has announced (and synced) after all started
         time.sleep(max(3.0, 1.25 * P))
         lab.check_daemons()
-        rnd = random.Random(n * 1000 + rep)
-        expected = {}
-        for nd in lab.nodes:
-            payload = printable(rnd, cfg.scale_size)
-            push(nd.sock, 64, payload)
-            expected[bytes.fromhex(nd.mac.replace(":", ""))] = payload
+        expected = set_one_record_each(lab, random.Random(n * 1000 + rep), cfg.scale_size)
         t0 = time.monotonic()
         end = t0 + W
         k0 = {i: snmp6(lab.node(i).ns) for i in (1, 2, 3)}

@@ -17,8 +17,8 @@ from __future__ import annotations
 import random
 import time
 
-from .common import LinkParams, TaskClock, fmt, fmt_ratio, log, new_lab, parse_answer, printable, push, ratio, request_raw, table
-from .scale import _start_mesh, _stop_mesh
+from .common import LinkParams, TaskClock, fmt, fmt_ratio, log, new_lab, parse_answer, ratio, request_raw, table
+from .scale import _start_mesh, _stop_mesh, set_one_record_each
 
 NODES = 33
 SIZE = 2000
@@ -38,6 +38,12 @@ def _tx_bytes(lab) -> int:
     return total
 
 
+def primary_cpu_ms_per_s(cpu: dict[int, float], pids: dict[int, int], seconds: float) -> float | None:
+    """Mean CPU of the 3 primaries (TaskClock seconds per pid) in ms per s."""
+    wc = [cpu[pids[i]] for i in (1, 2, 3) if pids[i] in cpu]
+    return round(sum(wc) / len(wc) * 1000 / seconds, 3) if wc else None
+
+
 def _holds_all(nd, expected: dict) -> bool:
     try:
         got = parse_answer(request_raw(nd.sock, 64, 30.0), 64)
@@ -53,12 +59,7 @@ def run_one(cfg, bins, lab, variant: str, window: float) -> dict:
     try:
         pids = _start_mesh(lab, binp, flags, PERIOD, NODES, 4242)
         time.sleep(1.25 * PERIOD)
-        rnd = random.Random(99)
-        expected = {}
-        for nd in lab.nodes:
-            payload = printable(rnd, SIZE)
-            push(nd.sock, 64, payload)
-            expected[bytes.fromhex(nd.mac.replace(":", ""))] = payload
+        expected = set_one_record_each(lab, random.Random(99), SIZE)
         t0 = time.monotonic()
         primaries = [lab.node(i) for i in (1, 2, 3)]
         while time.monotonic() - t0 < 6 * PERIOD and not all(_holds_all(p, expected) for p in primaries):
@@ -74,8 +75,7 @@ def run_one(cfg, bins, lab, variant: str, window: float) -> dict:
         cpu = tc.stop()
         dt = time.monotonic() - t1
         res["bytes_per_s"] = round((_tx_bytes(lab) - b0) / dt, 1)
-        wc = [cpu[pids[i]] for i in (1, 2, 3) if pids[i] in cpu]
-        res["primary_cpu_ms_per_s"] = round(sum(wc) / len(wc) * 1000 / dt, 3) if wc else None
+        res["primary_cpu_ms_per_s"] = primary_cpu_ms_per_s(cpu, pids, dt)
         res["still_held"] = all(_holds_all(p, expected) for p in primaries)
         lab.check_daemons()
     except Exception as e:  # noqa: BLE001 - recorded
