@@ -53,8 +53,9 @@ class DatagramGuard {
 
   // `packet` sealed as sent by `own` (the MAC of the interface it leaves
   // by) to `to` (the address it is sent to); empty if it would not fit one datagram (kMaxSealable). Its counter
-  // is one more than the last, so that the receiver's window of 64 covers
-  // 64 datagrams of reordering; but where the clock (`clock_us`,
+  // is one more than the last, so that the receiver's window
+  // (ReplayWindow::kWindow) covers that many datagrams of reordering; but
+  // where the clock (`clock_us`,
   // microseconds since the epoch) is more than kClockJump ahead of it (at
   // start, or after NTP set the clock forward) it jumps to the clock: a
   // restarted node goes on above what it sent before. A node whose clock

@@ -3,6 +3,29 @@
 #include <algorithm>
 
 namespace alfred::auth {
+namespace {
+
+using Bitmap = std::array<std::uint64_t, ReplayWindow::kWindow / 64>;
+
+// Bit i moves to bit i + n (what was highest - i is now newest - (i + n));
+// what passes the top falls out of the window.
+void shift_up(Bitmap& bits, std::uint64_t n) {
+  if (n >= ReplayWindow::kWindow) {
+    bits.fill(0);
+    return;
+  }
+  const std::size_t words = n / 64, rest = n % 64;
+  for (std::size_t i = bits.size(); i-- > 0;) {
+    std::uint64_t v = i >= words ? bits[i - words] << rest : 0;
+    if (rest && i >= words + 1) v |= bits[i - words - 1] >> (64 - rest);
+    bits[i] = v;
+  }
+}
+
+bool test(const Bitmap& bits, std::uint64_t i) { return (bits[i / 64] >> (i % 64)) & 1; }
+void set(Bitmap& bits, std::uint64_t i) { bits[i / 64] |= std::uint64_t{1} << (i % 64); }
+
+}  // namespace
 
 ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t counter, std::uint64_t now_us) {
   ++tick_;
@@ -15,14 +38,15 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
       });
       senders_.erase(oldest);
     }
-    senders_.emplace(sender, State{counter, 1, tick_, now_us});
+    State fresh{counter, {}, tick_, now_us};
+    set(fresh.seen, 0);
+    senders_.emplace(sender, fresh);
     return Verdict::Fresh;
   }
   State& s = it->second;
   if (counter > s.highest) {
-    std::uint64_t shift = counter - s.highest;
-    s.seen = shift >= kWindow ? 0 : s.seen << shift;
-    s.seen |= 1;
+    shift_up(s.seen, counter - s.highest);
+    set(s.seen, 0);
     s.highest = counter;
     s.heard = tick_;
     s.fresh_us = now_us;
@@ -30,9 +54,8 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
   }
   std::uint64_t behind = s.highest - counter;
   if (behind >= kWindow) return Verdict::TooOld;
-  std::uint64_t bit = std::uint64_t{1} << behind;
-  if (s.seen & bit) return Verdict::Replayed;
-  s.seen |= bit;
+  if (test(s.seen, behind)) return Verdict::Replayed;
+  set(s.seen, behind);
   s.heard = tick_;
   s.fresh_us = now_us;
   return Verdict::Fresh;

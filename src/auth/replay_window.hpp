@@ -2,7 +2,7 @@
 // Replay protection for sealed datagrams (issue 11). Every sender numbers
 // what it seals with a counter that only grows (it starts from its clock, so
 // a restart does not reuse numbers); a receiver takes each number once per
-// sender, and nothing more than kWindow below the highest it has taken, so
+// sender, and nothing kWindow or more below the highest it has taken, so
 // datagrams reordered on the link still count and a captured one played
 // back does not.
 //
@@ -23,7 +23,12 @@ namespace alfred::auth {
 
 class ReplayWindow {
  public:
-  static constexpr std::uint64_t kWindow = 64;
+  // Counters are per sender, not per receiver: between two datagrams to us
+  // a primary may send a burst to many others (a sync to every peer), and
+  // our unicast and group sockets are drained one after the other, so what
+  // we take can lag the newest by that burst. 1,024 covers it, at 128 bytes
+  // of bitmap per sender (512 KB at the cap, for key holders only).
+  static constexpr std::uint64_t kWindow = 1024;
   static constexpr std::size_t kMaxSenders = 4096;
   // Who sent it, as the caller tells senders apart (its source address).
   using Sender = std::array<std::uint8_t, 16>;
@@ -42,7 +47,7 @@ class ReplayWindow {
  private:
   struct State {
     std::uint64_t highest = 0;
-    std::uint64_t seen = 0;  // bit i: highest - i taken
+    std::array<std::uint64_t, kWindow / 64> seen{};  // bit i: highest - i taken
     std::uint64_t heard = 0; // admit() calls, for the least recently heard
     std::uint64_t fresh_us = 0;
   };

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace alfred::auth {
 namespace {
 
@@ -25,13 +27,13 @@ TEST(ReplayWindow, TakesEachCounterOnce) {
 
 TEST(ReplayWindow, TakesReorderedCountersWithinTheWindowOnly) {
   ReplayWindow w;
-  EXPECT_EQ(w.admit(sender(1), 500), V::Fresh);
-  EXPECT_EQ(w.admit(sender(1), 510), V::Fresh);
-  EXPECT_EQ(w.admit(sender(1), 505), V::Fresh);  // late, not seen
-  EXPECT_EQ(w.admit(sender(1), 505), V::Replayed);
-  EXPECT_EQ(w.admit(sender(1), 500), V::Replayed);
-  EXPECT_EQ(w.admit(sender(1), 510 - ReplayWindow::kWindow + 1), V::Fresh);
-  EXPECT_EQ(w.admit(sender(1), 510 - ReplayWindow::kWindow), V::TooOld);
+  EXPECT_EQ(w.admit(sender(1), 5000), V::Fresh);
+  EXPECT_EQ(w.admit(sender(1), 5010), V::Fresh);
+  EXPECT_EQ(w.admit(sender(1), 5005), V::Fresh);  // late, not seen
+  EXPECT_EQ(w.admit(sender(1), 5005), V::Replayed);
+  EXPECT_EQ(w.admit(sender(1), 5000), V::Replayed);
+  EXPECT_EQ(w.admit(sender(1), 5010 - ReplayWindow::kWindow + 1), V::Fresh);
+  EXPECT_EQ(w.admit(sender(1), 5010 - ReplayWindow::kWindow), V::TooOld);
   EXPECT_EQ(w.admit(sender(1), 0), V::TooOld);
 }
 
@@ -39,14 +41,42 @@ TEST(ReplayWindow, AJumpForgetsWhatFellOutOfTheWindow) {
   ReplayWindow w;
   EXPECT_EQ(w.admit(sender(1), 10), V::Fresh);
   EXPECT_EQ(w.admit(sender(1), 11), V::Fresh);
-  EXPECT_EQ(w.admit(sender(1), 10 + 1000), V::Fresh);
+  constexpr std::uint64_t top = 10 + 5 * ReplayWindow::kWindow;
+  EXPECT_EQ(w.admit(sender(1), top), V::Fresh);
   EXPECT_EQ(w.admit(sender(1), 11), V::TooOld);
-  EXPECT_EQ(w.admit(sender(1), 1010 - 63), V::Fresh);
-  EXPECT_EQ(w.admit(sender(1), 1010 - 63), V::Replayed);
+  EXPECT_EQ(w.admit(sender(1), top - (ReplayWindow::kWindow - 1)), V::Fresh);
+  EXPECT_EQ(w.admit(sender(1), top - (ReplayWindow::kWindow - 1)), V::Replayed);
   // The top of the counter space.
   EXPECT_EQ(w.admit(sender(1), ~std::uint64_t{0}), V::Fresh);
   EXPECT_EQ(w.admit(sender(1), ~std::uint64_t{0}), V::Replayed);
   EXPECT_EQ(w.admit(sender(1), ~std::uint64_t{0} - 1), V::Fresh);
+}
+
+TEST(ReplayWindow, ShiftsAcrossWordsKeepEveryTakenCounter) {
+  // Counters taken here and there, then the newest moved up by steps that
+  // are and are not multiples of 64: each taken counter stays Replayed
+  // while in the window, each untaken one is Fresh once, and what fell out
+  // is TooOld. Against a plain set of what was taken.
+  ReplayWindow w;
+  std::set<std::uint64_t> taken;
+  std::uint64_t highest = 100'000;
+  ASSERT_EQ(w.admit(sender(1), highest), V::Fresh);
+  taken.insert(highest);
+  for (std::uint64_t step : {1u, 63u, 64u, 65u, 127u, 128u, 500u, 1000u, 3u}) {
+    for (std::uint64_t back : {1u, 2u, 63u, 64u, 65u, 200u, 700u, 1023u})
+      if (back < ReplayWindow::kWindow && !taken.count(highest - back) && (back % 3 == 0 || back == 1)) {
+        ASSERT_EQ(w.admit(sender(1), highest - back), V::Fresh) << back;
+        taken.insert(highest - back);
+      }
+    highest += step;
+    ASSERT_EQ(w.admit(sender(1), highest), V::Fresh);
+    taken.insert(highest);
+    for (std::uint64_t c = highest - 1500; c <= highest; ++c) {
+      V want = c + ReplayWindow::kWindow <= highest ? V::TooOld : taken.count(c) ? V::Replayed : V::Fresh;
+      if (want == V::Fresh) continue;  // admitting it would change what is taken
+      ASSERT_EQ(w.admit(sender(1), c), want) << "counter " << c << " with the newest " << highest;
+    }
+  }
 }
 
 TEST(ReplayWindow, KeepsAtMostItsCapOfSendersDroppingTheLeastRecentlyHeard) {
@@ -63,10 +93,10 @@ TEST(ReplayWindow, KeepsAtMostItsCapOfSendersDroppingTheLeastRecentlyHeard) {
 
 TEST(ReplayWindow, ARefusedCounterChangesNothing) {
   ReplayWindow w;
-  EXPECT_EQ(w.admit(sender(1), 200), V::Fresh);
-  EXPECT_EQ(w.admit(sender(1), 100), V::TooOld);
-  EXPECT_EQ(w.admit(sender(1), 200), V::Replayed);
-  EXPECT_EQ(w.admit(sender(1), 199), V::Fresh);
+  EXPECT_EQ(w.admit(sender(1), 5000), V::Fresh);
+  EXPECT_EQ(w.admit(sender(1), 5000 - ReplayWindow::kWindow), V::TooOld);
+  EXPECT_EQ(w.admit(sender(1), 5000), V::Replayed);
+  EXPECT_EQ(w.admit(sender(1), 4999), V::Fresh);
 }
 
 }  // namespace
