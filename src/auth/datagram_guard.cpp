@@ -13,7 +13,7 @@ std::string_view to_string(Refusal r) {
     case Refusal::Stale: return "stale counter";
     case Refusal::MacMismatch: return "MAC mismatch";
     case Refusal::Unsealed: return "not authenticated";
-    case Refusal::PlainCopy: return "plain from a sealing node";
+    case Refusal::PlainCopy: return "plain copy";
   }
   return "?";
 }
@@ -53,8 +53,7 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
       why = Refusal::Unsealed;
       return false;
     }
-    if (auto sealed_at = window_.last_fresh(sender);
-        sealed_at && now_us >= *sealed_at && now_us - *sealed_at < kPlainCopyWindow)
+    if (recent_.seen(sender, RecentPackets::digest(datagram), now_us, kPlainCopyWindow))
       return refuse(Refusal::PlainCopy);
     packet.assign(datagram.begin(), datagram.end());
     ++stats_.plain_taken;
@@ -70,11 +69,12 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
       default: return refuse(Refusal::Malformed);
     }
   }
-  switch (window_.admit(sender, o->counter, now_us)) {
+  switch (window_.admit(sender, o->counter)) {
     case ReplayWindow::Verdict::Fresh: break;
     case ReplayWindow::Verdict::Replayed: return refuse(Refusal::Replay);
     case ReplayWindow::Verdict::TooOld: return refuse(Refusal::Stale);
   }
+  if (mode_ == AuthMode::Transition) recent_.remember(sender, RecentPackets::digest(o->packet), now_us);
   packet = std::move(o->packet);
   ++stats_.opened;
   return true;

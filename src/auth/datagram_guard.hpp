@@ -10,7 +10,8 @@
 // Cost per received datagram: the form, MAC and key-id checks come before
 // any crypto, and a window entry is made only for a datagram that opened, so
 // a flood of forged datagrams costs at most one AEAD check each, and no
-// memory.
+// memory. In transition mode each packet that opened, and each plain one,
+// is also hashed once (RecentPackets, bounded like the window).
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "auth/keyring.hpp"
+#include "auth/recent_packets.hpp"
 #include "auth/replay_window.hpp"
 #include "auth/sealed_datagram.hpp"
 #include "wire/mac.hpp"
@@ -36,8 +38,8 @@ enum class Refusal {
                 // replay, or the sender restarted with its clock set back)
   MacMismatch,  // sealed by another node than the one it came from
   Unsealed,     // a plain packet, in enforce mode
-  PlainCopy,    // transition: a plain packet under the MAC of a node that
-                // seals (its copy for unkeyed nodes, or a spoof)
+  PlainCopy,    // transition: the plain copy of a packet its sender just
+                // sealed (taken sealed; see RecentPackets)
 };
 constexpr std::size_t kRefusals = 8;
 std::string_view to_string(Refusal r);
@@ -70,14 +72,13 @@ class DatagramGuard {
   // `packet` is what to take (opened, or the datagram itself when plain in
   // transition mode). False: refused, for `why`.
   //
-  // In transition mode a plain packet from a node whose sealed datagrams
-  // opened within kPlainCopyWindow is refused (PlainCopy): a node in
-  // transition sends every packet twice, sealed and then plain for the
-  // nodes without a key, and a keyed node takes the sealed one only (not
-  // every request answered, every push applied twice); and nobody can
-  // speak plain under the MAC of a node that seals. A node moved back to
-  // no key is heard plain again once its last sealed datagram is that old.
-  static constexpr std::uint64_t kPlainCopyWindow = 60'000'000;
+  // In transition mode a plain packet that repeats one of the last packets
+  // opened sealed from the same MAC within kPlainCopyWindow is refused
+  // (PlainCopy): a node in transition sends every packet twice, sealed and
+  // then plain for the nodes without a key, and a keyed node takes the
+  // sealed one only (not every request answered, every push applied twice).
+  // The copy follows its sealed packet at once, or after a full socket.
+  static constexpr std::uint64_t kPlainCopyWindow = 2'000'000;
   bool open(std::span<const std::uint8_t> datagram, const Mac& from, const Destination& to,
             std::vector<std::uint8_t>& packet, Refusal& why, std::uint64_t now_us = 0);
 
@@ -97,6 +98,7 @@ class DatagramGuard {
   AuthMode mode_;
   std::uint64_t counter_ = 0;
   ReplayWindow window_;
+  RecentPackets recent_;  // transition mode only
   Stats stats_;
 };
 

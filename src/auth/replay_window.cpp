@@ -27,7 +27,7 @@ void set(Bitmap& bits, std::uint64_t i) { bits[i / 64] |= std::uint64_t{1} << (i
 
 }  // namespace
 
-ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t counter, std::uint64_t now_us) {
+ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t counter) {
   ++tick_;
   auto it = senders_.find(sender);
   if (it == senders_.end()) {
@@ -38,7 +38,7 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
       });
       senders_.erase(oldest);
     }
-    State fresh{counter, {}, tick_, now_us};
+    State fresh{counter, {}, tick_};
     set(fresh.seen, 0);
     senders_.emplace(sender, fresh);
     return Verdict::Fresh;
@@ -49,7 +49,6 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
     set(s.seen, 0);
     s.highest = counter;
     s.heard = tick_;
-    s.fresh_us = now_us;
     return Verdict::Fresh;
   }
   std::uint64_t behind = s.highest - counter;
@@ -57,14 +56,7 @@ ReplayWindow::Verdict ReplayWindow::admit(const Sender& sender, std::uint64_t co
   if (test(s.seen, behind)) return Verdict::Replayed;
   set(s.seen, behind);
   s.heard = tick_;
-  s.fresh_us = now_us;
   return Verdict::Fresh;
-}
-
-std::optional<std::uint64_t> ReplayWindow::last_fresh(const Sender& sender) const {
-  auto it = senders_.find(sender);
-  if (it == senders_.end()) return std::nullopt;
-  return it->second.fresh_us;
 }
 
 }  // namespace alfred::auth

@@ -17,7 +17,6 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <optional>
 
 namespace alfred::auth {
 
@@ -27,7 +26,8 @@ class ReplayWindow {
   // a primary may send a burst to many others (a sync to every peer), and
   // our unicast and group sockets are drained one after the other, so what
   // we take can lag the newest by that burst. 1,024 covers it, at 128 bytes
-  // of bitmap per sender (512 KB at the cap, for key holders only).
+  // of bitmap per sender (about 200 with the rest of its entry: 0.8 MB at
+  // the cap, for key holders only).
   static constexpr std::uint64_t kWindow = 1024;
   static constexpr std::size_t kMaxSenders = 4096;
   // Who sent it, as the caller tells senders apart (its source address).
@@ -37,19 +37,15 @@ class ReplayWindow {
 
   explicit ReplayWindow(std::size_t max_senders = kMaxSenders) : max_senders_(max_senders) {}
 
-  // Fresh: taken, and remembered (`now_us`: a steady clock, for
-  // last_fresh()). Otherwise nothing changes.
-  Verdict admit(const Sender& sender, std::uint64_t counter, std::uint64_t now_us = 0);
+  // Fresh: taken, and remembered. Otherwise nothing changes.
+  Verdict admit(const Sender& sender, std::uint64_t counter);
   std::size_t senders() const { return senders_.size(); }
-  // When a datagram of `sender` was last taken Fresh (nullopt: not known).
-  std::optional<std::uint64_t> last_fresh(const Sender& sender) const;
 
  private:
   struct State {
     std::uint64_t highest = 0;
     std::array<std::uint64_t, kWindow / 64> seen{};  // bit i: highest - i taken
     std::uint64_t heard = 0; // admit() calls, for the least recently heard
-    std::uint64_t fresh_us = 0;
   };
   std::size_t max_senders_;
   std::uint64_t tick_ = 0;
