@@ -53,7 +53,7 @@ bool DatagramGuard::open(std::span<const std::uint8_t> datagram, const Mac& from
       why = Refusal::Unsealed;
       return false;
     }
-    if (recent_.seen(sender, RecentPackets::digest(datagram), now_us, kPlainCopyWindow))
+    if (recent_.seen(sender, datagram, now_us, kPlainCopyWindow))
       return refuse(Refusal::PlainCopy);
     packet.assign(datagram.begin(), datagram.end());
     ++stats_.plain_taken;

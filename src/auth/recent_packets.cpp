@@ -32,11 +32,12 @@ void RecentPackets::remember(const Sender& sender, const Digest& d, std::uint64_
   e.last = tick_;
 }
 
-bool RecentPackets::seen(const Sender& sender, const Digest& d, std::uint64_t now_us,
+bool RecentPackets::seen(const Sender& sender, std::span<const std::uint8_t> packet, std::uint64_t now_us,
                          std::uint64_t window_us) const {
   auto it = by_sender_.find(sender);
   if (it == by_sender_.end()) return false;
   const Entry& e = it->second;
+  const Digest d = digest(packet);
   for (std::size_t i = 0; i < e.filled; ++i)
     if (e.digests[i] == d && now_us >= e.at[i] && now_us - e.at[i] < window_us) return true;
   return false;

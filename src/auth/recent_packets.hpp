@@ -16,13 +16,15 @@
 #include <map>
 #include <span>
 
+#include "auth/replay_window.hpp"
+
 namespace alfred::auth {
 
 class RecentPackets {
  public:
   static constexpr std::size_t kPerSender = 4;
   static constexpr std::size_t kMaxSenders = 4096;
-  using Sender = std::array<std::uint8_t, 16>;
+  using Sender = ReplayWindow::Sender;  // senders told apart as the window does
   using Digest = std::array<std::uint8_t, 16>;
 
   explicit RecentPackets(std::size_t max_senders = kMaxSenders) : max_senders_(max_senders) {}
@@ -32,9 +34,12 @@ class RecentPackets {
 
   // `sender` sealed a packet with this digest, opened at `now_us`.
   void remember(const Sender& sender, const Digest& d, std::uint64_t now_us);
-  // Whether one of the last kPerSender packets opened from `sender` had
-  // this digest and was opened less than `window_us` before `now_us`.
-  bool seen(const Sender& sender, const Digest& d, std::uint64_t now_us, std::uint64_t window_us) const;
+  // Whether one of the last kPerSender packets opened from `sender` was
+  // `packet` and was opened less than `window_us` before `now_us`. Hashed
+  // only when the sender has any: plain traffic of unkeyed nodes costs a
+  // lookup, not a digest.
+  bool seen(const Sender& sender, std::span<const std::uint8_t> packet, std::uint64_t now_us,
+            std::uint64_t window_us) const;
   std::size_t senders() const { return by_sender_.size(); }
 
  private:
